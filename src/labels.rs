@@ -1,0 +1,73 @@
+//! Every domain-separation label and protocol constant, in one place.
+//!
+//! No two uses in the crate share a label: each signature, hash, KDF and
+//! AEAD input starts with (or is keyed by) its own constant from this module,
+//! so a value made for one purpose can never be accepted for another.
+//! All labels are ASCII, start with `secret-chat/v1/`, and are documented in
+//! `docs/PROTOCOL.md`.
+
+/// Version byte that starts every wire format of this crate.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Suite id of the only suite so far: DHKEM(X25519, HKDF-SHA256) /
+/// HKDF-SHA256 / AES-256-GCM for key shares, AES-256-GCM + Ed25519 for
+/// messages. Carried in every key-share and message header so a later
+/// (post-quantum) suite can be told apart.
+pub const SUITE_X25519_AES256GCM: u8 = 1;
+
+/// Signed by an identity's Ed25519 key over its own X25519 key.
+pub const IDENTITY_BINDING: &[u8] = b"secret-chat/v1/identity-binding";
+/// Hashed with an encoded public identity to make its short [`IdentityId`](crate::IdentityId).
+pub const IDENTITY_ID: &[u8] = b"secret-chat/v1/identity-id";
+
+/// Prefix of the HPKE `info` of a key share.
+pub const KEY_SHARE_INFO: &[u8] = b"secret-chat/v1/key-share/info";
+/// Prefix of the message the sender's identity key signs over a key share.
+pub const KEY_SHARE_SIGNATURE: &[u8] = b"secret-chat/v1/key-share/signature";
+
+/// HMAC-SHA256 input that derives the next chain key (Signal's `0x02`).
+pub const CHAIN_KEY_STEP: &[u8] = &[0x02];
+/// HMAC-SHA256 input that derives a message seed (Signal's `0x01`).
+pub const MESSAGE_SEED_STEP: &[u8] = &[0x01];
+/// HKDF-SHA256 `info` that expands a message seed to an AES-256-GCM key and nonce.
+pub const MESSAGE_KEY_INFO: &[u8] = b"secret-chat/v1/message-key";
+/// Prefix of the message a sender key's Ed25519 key signs over a group message.
+pub const MESSAGE_SIGNATURE: &[u8] = b"secret-chat/v1/message/signature";
+
+/// Per-member fingerprint label (iterated SHA-512).
+pub const FINGERPRINT: &[u8] = b"secret-chat/v1/fingerprint";
+/// Room digest label (SHA-512 over the sorted member fingerprints).
+pub const ROOM_DIGEST: &[u8] = b"secret-chat/v1/room-digest";
+
+/// Associated-data label of the encrypted storage envelope.
+pub const STORAGE: &[u8] = b"secret-chat/v1/storage";
+
+/// Public-key check: a clamped scalar used to multiply an X25519 public key
+/// during parsing; the result is all-zero exactly for low-order points.
+pub(crate) const LOW_ORDER_CHECK_SCALAR: [u8; 32] = [
+    0x08, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+    0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x41,
+];
+
+/// Every limit of the protocol, each with the reason for its number.
+pub mod limits {
+    /// Longest room id, in bytes. Room ids are chosen by the app (a UUID is
+    /// 16 bytes, a hash 32); 64 leaves room without letting headers grow.
+    pub const MAX_ROOM_ID_LEN: usize = 64;
+    /// Longest app-level member id, in bytes (user ids, phone numbers, emails).
+    pub const MAX_MEMBER_ID_LEN: usize = 256;
+    /// Most members in one room. A removal costs every remaining member one
+    /// key share per other member (quadratic in total), so rooms far beyond
+    /// a few thousand should use a tree-based protocol (MLS) instead.
+    pub const MAX_MEMBERS: usize = 4096;
+    /// Largest plaintext of one message (16 MiB). Larger content belongs in
+    /// an attachment, not a chat message.
+    pub const MAX_PLAINTEXT_LEN: usize = 16 * 1024 * 1024;
+    /// Most ratchet steps one received message may skip ahead. Bounds the
+    /// CPU an attacker can make a receiver spend on one message (2,000
+    /// HMAC pairs, well under a millisecond) while tolerating realistic loss.
+    pub const MAX_FORWARD_JUMP: u32 = 2000;
+    /// Most skipped message keys kept per sender key (oldest evicted first):
+    /// 2,000 keys of 44 bytes plus bookkeeping, under 128 KiB per sender.
+    pub const MAX_SKIPPED_KEYS: usize = 2000;
+}

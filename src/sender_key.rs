@@ -1,0 +1,89 @@
+//! Sender keys: the seed product's "secret key", one per member, room and epoch.
+//!
+//! (Skeleton: the ratchet and the skipped-key store land with the message
+//! issue; this file fixes the types the key share carries.)
+
+use crate::ids::SenderKeyId;
+use core::fmt;
+use ed25519_dalek::VerifyingKey;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// How messages under a sender key are authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SenderKeyMode {
+    /// Group rooms: every message is signed by the sender key's own Ed25519
+    /// key, so members cannot forge each other's messages.
+    Signed,
+    /// Rooms of exactly two: no signature; the AEAD alone authenticates (only
+    /// the two holders know the key) and the chat stays deniable.
+    Pairwise,
+}
+
+impl SenderKeyMode {
+    /// Wire tag: 1 = signed, 2 = pairwise.
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Self::Signed => 1,
+            Self::Pairwise => 2,
+        }
+    }
+
+    /// Parses a wire tag.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Self::Signed),
+            2 => Some(Self::Pairwise),
+            _ => None,
+        }
+    }
+}
+
+/// A 32-byte chain key. Zeroized on drop, never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct ChainKey(pub(crate) [u8; 32]);
+
+impl fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChainKey(..)")
+    }
+}
+
+/// What a key share carries: everything a member needs to decrypt one
+/// sender's messages from `index` on (never anything earlier).
+#[derive(Clone)]
+#[allow(dead_code)] // TODO(message issue): remove once the ratchet reads these
+pub struct SharedSenderKey {
+    pub(crate) id: SenderKeyId,
+    pub(crate) mode: SenderKeyMode,
+    pub(crate) index: u32,
+    pub(crate) chain_key: ChainKey,
+    /// `Some` exactly when `mode` is [`SenderKeyMode::Signed`].
+    pub(crate) signing_public: Option<VerifyingKey>,
+}
+
+impl SharedSenderKey {
+    /// The sender key's id.
+    pub fn id(&self) -> SenderKeyId {
+        self.id
+    }
+
+    /// Signed (group) or pairwise.
+    pub fn mode(&self) -> SenderKeyMode {
+        self.mode
+    }
+
+    /// The first message index this share can decrypt.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+}
+
+impl fmt::Debug for SharedSenderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSenderKey")
+            .field("id", &self.id)
+            .field("mode", &self.mode)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
