@@ -15,7 +15,9 @@ pub use error::{DecodeError, Error};
 pub use identity::{IdentityId, IdentityKeyPair, PublicIdentity};
 pub use labels::limits;
 pub mod ids;
+pub mod message;
 pub mod sender_key;
 
 pub use ids::{MemberId, RoomId, SenderKeyId};
-pub use sender_key::{SenderKeyMode, SharedSenderKey};
+pub use message::{Decrypted, Message};
+pub use sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode, SharedSenderKey};
