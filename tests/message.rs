@@ -1,11 +1,11 @@
 //! Message encryption through the public API: ordering, replay, tampering,
 //! cross-room and cross-epoch replays, padding, and the published vectors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::{load, unhex};
 use proptest::prelude::*;
-use secret_chat::limits::MAX_FORWARD_JUMP;
 use secret_chat::testing::VectorRng;
 use secret_chat::{Error, InboundSenderKey, Message, OutboundSenderKey, RoomId, SenderKeyMode};
 
@@ -154,7 +154,6 @@ fn limits_are_enforced() {
     let big = vec![0u8; secret_chat::limits::MAX_PLAINTEXT_LEN + 1];
     assert_eq!(out.encrypt(&big).unwrap_err(), Error::LimitExceeded);
     assert_eq!(out.index(), 0, "a failed encrypt does not advance");
-    assert!(MAX_FORWARD_JUMP >= 1000);
 }
 
 /// The published vectors, checked through the public API only: encryption
