@@ -3,9 +3,11 @@
 //! (Skeleton: the ratchet and the skipped-key store land with the message
 //! issue; this file fixes the types the key share carries.)
 
+use crate::error::{DecodeError, Error};
 use crate::ids::SenderKeyId;
 use core::fmt;
 use ed25519_dalek::VerifyingKey;
+use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// How messages under a sender key are authenticated.
@@ -51,7 +53,6 @@ impl fmt::Debug for ChainKey {
 /// What a key share carries: everything a member needs to decrypt one
 /// sender's messages from `index` on (never anything earlier).
 #[derive(Clone)]
-#[allow(dead_code)] // TODO(message issue): remove once the ratchet reads these
 pub struct SharedSenderKey {
     pub(crate) id: SenderKeyId,
     pub(crate) mode: SenderKeyMode,
@@ -62,6 +63,27 @@ pub struct SharedSenderKey {
 }
 
 impl SharedSenderKey {
+    /// Assembles a sender key from its parts, checking that `signing_public`
+    /// is `Some` exactly when `mode` is [`SenderKeyMode::Signed`].
+    pub(crate) fn new(
+        id: SenderKeyId,
+        mode: SenderKeyMode,
+        index: u32,
+        chain_key: &[u8; 32],
+        signing_public: Option<VerifyingKey>,
+    ) -> Result<Self, Error> {
+        if (mode == SenderKeyMode::Signed) != signing_public.is_some() {
+            return Err(Error::Malformed(DecodeError::InvalidValue));
+        }
+        Ok(Self {
+            id,
+            mode,
+            index,
+            chain_key: ChainKey(*chain_key),
+            signing_public,
+        })
+    }
+
     /// The sender key's id.
     pub fn id(&self) -> SenderKeyId {
         self.id
@@ -87,3 +109,23 @@ impl fmt::Debug for SharedSenderKey {
             .finish_non_exhaustive()
     }
 }
+
+impl ConstantTimeEq for SharedSenderKey {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        let public = self.id == other.id
+            && self.mode == other.mode
+            && self.index == other.index
+            && self.signing_public.map(|k| k.to_bytes())
+                == other.signing_public.map(|k| k.to_bytes());
+        Choice::from(u8::from(public)) & self.chain_key.0.ct_eq(&other.chain_key.0)
+    }
+}
+
+/// Equality compares the chain key in constant time.
+impl PartialEq for SharedSenderKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for SharedSenderKey {}
