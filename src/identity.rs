@@ -118,13 +118,11 @@ impl IdentityKeyPair {
     }
 
     /// Signs `label || parts...` with the identity key.
-    #[allow(dead_code)] // TODO(keyshare, storage): remove once used
     pub(crate) fn sign(&self, message: &[u8]) -> Signature {
         self.signing.sign(message)
     }
 
     /// The X25519 secret, for HPKE decapsulation.
-    #[allow(dead_code)] // TODO(keyshare, storage): remove once used
     pub(crate) fn dh_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.dh.to_bytes())
     }
@@ -277,7 +275,6 @@ impl PublicIdentity {
     }
 
     /// Verifies an identity signature (strict Ed25519) over `message`.
-    #[allow(dead_code)] // TODO(keyshare, storage): remove once used
     pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), Error> {
         verify_strict(&self.signing, message, signature)
     }
@@ -368,7 +365,8 @@ pub(crate) fn x25519_agree(
     Ok(Zeroizing::new(shared.to_bytes()))
 }
 
-fn is_canonical_field_element(b: &[u8; 32]) -> bool {
+/// Whether `b` is a canonical X25519 u-coordinate (`u < 2^255 - 19`, top bit clear).
+pub(crate) fn is_canonical_field_element(b: &[u8; 32]) -> bool {
     // p = 2^255 - 19, little endian: ed ff .. ff 7f
     if b[31] & 0x80 != 0 {
         return false;

@@ -6,6 +6,7 @@ extern crate alloc;
 
 pub mod error;
 pub mod identity;
+pub mod keyshare;
 pub mod labels;
 mod rng;
 pub mod testing;
@@ -13,6 +14,7 @@ pub mod wire;
 
 pub use error::{DecodeError, Error};
 pub use identity::{IdentityId, IdentityKeyPair, PublicIdentity};
+pub use keyshare::{KeyShare, open_share, seal_shares, seal_shares_with_rng};
 pub use labels::limits;
 pub mod ids;
 pub mod message;

@@ -32,7 +32,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use hmac::{Hmac, KeyInit, Mac};
 use rand_core::CryptoRng;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// How messages under a sender key are authenticated.
@@ -140,6 +140,21 @@ pub struct SharedSenderKey {
 }
 
 impl SharedSenderKey {
+    /// Assembles a sender key from its parts, checking that `signing_public`
+    /// is `Some` exactly when `mode` is [`SenderKeyMode::Signed`].
+    pub(crate) fn new(
+        id: SenderKeyId,
+        mode: SenderKeyMode,
+        index: u32,
+        chain_key: &[u8; 32],
+        signing_public: Option<VerifyingKey>,
+    ) -> Result<Self, Error> {
+        if (mode == SenderKeyMode::Signed) != signing_public.is_some() {
+            return Err(Error::Malformed(DecodeError::InvalidValue));
+        }
+        Ok(Self { id, mode, index, chain_key: ChainKey(*chain_key), signing_public })
+    }
+
     /// The sender key's id.
     pub fn id(&self) -> SenderKeyId {
         self.id
@@ -170,6 +185,26 @@ impl fmt::Debug for SharedSenderKey {
             .finish_non_exhaustive()
     }
 }
+
+impl ConstantTimeEq for SharedSenderKey {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        let public = self.id == other.id
+            && self.mode == other.mode
+            && self.index == other.index
+            && self.signing_public.map(|k| k.to_bytes())
+                == other.signing_public.map(|k| k.to_bytes());
+        Choice::from(u8::from(public)) & self.chain_key.0.ct_eq(&other.chain_key.0)
+    }
+}
+
+/// Equality compares the chain key in constant time.
+impl PartialEq for SharedSenderKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for SharedSenderKey {}
 
 /// My own sender key in one room and epoch: encrypts my messages.
 ///

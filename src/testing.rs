@@ -102,3 +102,28 @@ impl TryRng for VectorRng {
 }
 
 impl TryCryptoRng for VectorRng {}
+
+/// Builds a [`SharedSenderKey`](crate::SharedSenderKey) from raw parts, for
+/// known-answer vectors and benchmarks (production sender keys come from
+/// the sender-key generator or from an opened key share).
+///
+/// `signing_public` must be `Some` exactly when `mode` is
+/// [`Signed`](crate::SenderKeyMode::Signed), and must be a valid Ed25519 key.
+pub fn shared_sender_key(
+    id: [u8; 16],
+    mode: crate::SenderKeyMode,
+    index: u32,
+    chain_key: &[u8; 32],
+    signing_public: Option<&[u8; 32]>,
+) -> Result<crate::SharedSenderKey, crate::Error> {
+    let signing = signing_public
+        .map(crate::identity::parse_ed25519_public)
+        .transpose()?;
+    crate::SharedSenderKey::new(
+        crate::SenderKeyId::from_bytes(id),
+        mode,
+        index,
+        chain_key,
+        signing,
+    )
+}
