@@ -6,20 +6,21 @@ extern crate alloc;
 
 pub mod error;
 pub mod identity;
+pub mod ids;
 pub mod keyshare;
 pub mod labels;
+pub mod message;
 mod rng;
+pub mod room;
+pub mod sender_key;
 pub mod testing;
 pub mod wire;
 
 pub use error::{DecodeError, Error};
 pub use identity::{IdentityId, IdentityKeyPair, PublicIdentity};
+pub use ids::{MemberId, RoomId, SenderKeyId};
 pub use keyshare::{KeyShare, open_share, seal_shares, seal_shares_with_rng};
 pub use labels::limits;
-pub mod ids;
-pub mod message;
-pub mod sender_key;
-
-pub use ids::{MemberId, RoomId, SenderKeyId};
 pub use message::{Decrypted, Message};
+pub use room::{Outgoing, OutgoingShare, Received, Room, RotationPolicy};
 pub use sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode, SharedSenderKey};

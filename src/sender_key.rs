@@ -152,7 +152,13 @@ impl SharedSenderKey {
         if (mode == SenderKeyMode::Signed) != signing_public.is_some() {
             return Err(Error::Malformed(DecodeError::InvalidValue));
         }
-        Ok(Self { id, mode, index, chain_key: ChainKey(*chain_key), signing_public })
+        Ok(Self {
+            id,
+            mode,
+            index,
+            chain_key: ChainKey(*chain_key),
+            signing_public,
+        })
     }
 
     /// The sender key's id.

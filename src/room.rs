@@ -1,0 +1,699 @@
+//! Rooms: 1:1 and group secret chats, membership, rotation and key pinning.
+//!
+//! A [`Room`] is one device's view of one secret chat. It ties the device
+//! identity, the pinned identities of the other members, my own
+//! [`OutboundSenderKey`] and every member's [`InboundSenderKey`] together:
+//!
+//! - [`Room::create`] (by the creator *and* by every member joining, with the
+//!   same member list) makes my sender key and the key shares that carry it
+//!   to every other member. A room of exactly two is pairwise (unsigned
+//!   messages, deniable); three or more members sign every message, and a
+//!   room that was ever a group stays signed.
+//! - [`Room::receive_share`] accepts another member's key share, only from
+//!   the identity the room pinned for that member.
+//! - [`Room::encrypt`] / [`Room::decrypt`] send and receive messages.
+//! - [`Room::add_member`] pins a newcomer and shares my *current* sender key
+//!   with it (from the current index: the newcomer reads nothing earlier).
+//!   [`Room::remove_member`] rotates my sender key and shares the new one
+//!   only with the remaining members.
+//!
+//! # Membership is the app's decision
+//!
+//! The room acts only on changes the app makes through these calls. The
+//! relay may report joins, leaves and new keys; it may also lie. An app
+//! should treat a membership change the server reports as a *claim*: show
+//! it, and apply it ([`Room::add_member`], [`Room::remove_member`]) only when
+//! it is authenticated by the app's own rules (for example, an admin's
+//! signed instruction carried inside an encrypted room message). A member id
+//! that the server associates with a new identity is never silently
+//! accepted: [`Room::check_member`] and every call that meets it return
+//! [`Error::IdentityChanged`], and the app starts a new room (the seed
+//! product's rule after a reinstall), resetting that member's verification.
+//!
+//! # Epochs
+//!
+//! Each member's sender keys are numbered by an epoch that the member
+//! increases on every rotation. A key share names it; a receiver accepts a
+//! share from a member only for an epoch newer than the last one it accepted
+//! from that member, so an old share replayed by the relay cannot reinstall
+//! an old key. Keys of earlier epochs keep decrypting in-flight messages for
+//! a bounded time ([`RotationPolicy::old_key_grace_secs`]) and count
+//! ([`MAX_RETIRED_KEYS`]).
+
+use crate::error::Error;
+use crate::identity::{IdentityKeyPair, PublicIdentity};
+use crate::ids::{MemberId, RoomId, SenderKeyId};
+use crate::keyshare::{KeyShare, seal_shares_with_rng};
+use crate::limits::MAX_MEMBERS;
+use crate::message::Message;
+use crate::sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+use rand_core::CryptoRng;
+
+/// Most retired sender keys kept per member, so messages sent just before a
+/// rotation still decrypt. Two covers a rotation racing a removal.
+pub const MAX_RETIRED_KEYS: usize = 2;
+
+/// Own retired sender key ids remembered to detect reflected messages.
+const OWN_KEY_HISTORY: usize = 16;
+
+/// When a member rotates its own sender key by itself (post-compromise
+/// healing). A rotation sends one key share per other member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationPolicy {
+    /// Rotate after this many messages under one sender key (default 1,000).
+    pub max_messages: u32,
+    /// Rotate when the sender key is older than this many seconds (default
+    /// one week).
+    pub max_age_secs: u64,
+    /// Keep decrypting messages under a member's retired sender key for this
+    /// many seconds after its successor arrived (default one day).
+    pub old_key_grace_secs: u64,
+}
+
+impl Default for RotationPolicy {
+    fn default() -> Self {
+        Self {
+            max_messages: 1000,
+            max_age_secs: 7 * 24 * 3600,
+            old_key_grace_secs: 24 * 3600,
+        }
+    }
+}
+
+/// A key share to deliver to one member.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingShare {
+    /// The member it is addressed to.
+    pub to: MemberId,
+    /// The encoded [`KeyShare`].
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for OutgoingShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutgoingShare")
+            .field("to", &self.to)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// What [`Room::encrypt`] produced: the message for every member and, when
+/// the rotation policy rotated my sender key first, the key shares to deliver
+/// (before the message, ideally; a message that overtakes its share fails
+/// with [`Error::UnknownSenderKey`] and decrypts when retried later).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Key shares of a rotation that happened first (usually empty).
+    pub shares: Vec<OutgoingShare>,
+    /// The encrypted message, the same bytes for every member.
+    pub message: Vec<u8>,
+}
+
+/// A message [`Room::decrypt`] accepted.
+#[derive(Debug)]
+pub struct Received {
+    /// The member who sent it (authenticated).
+    pub sender: MemberId,
+    /// The sender's epoch.
+    pub epoch: u32,
+    /// The index in the sender's chain.
+    pub index: u32,
+    /// The plaintext.
+    pub plaintext: crate::message::Decrypted,
+}
+
+impl Received {
+    /// The plaintext bytes.
+    pub fn plaintext(&self) -> &[u8] {
+        self.plaintext.plaintext()
+    }
+}
+
+struct InboundEntry {
+    member: MemberId,
+    key: InboundSenderKey,
+    /// Set when a newer key from the same member replaced this one.
+    retired_at: Option<u64>,
+}
+
+struct Member {
+    identity: PublicIdentity,
+    /// Newest epoch accepted from this member (`None`: no share yet).
+    last_epoch: Option<u32>,
+}
+
+/// One device's state of one secret chat. See the [module docs](self).
+pub struct Room {
+    id: RoomId,
+    me: MemberId,
+    members: BTreeMap<MemberId, Member>,
+    policy: RotationPolicy,
+    outbound: OutboundSenderKey,
+    outbound_created_at: u64,
+    own_retired: Vec<SenderKeyId>,
+    inbound: BTreeMap<SenderKeyId, InboundEntry>,
+}
+
+impl fmt::Debug for Room {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Room")
+            .field("id", &self.id)
+            .field("me", &self.me)
+            .field("members", &self.members.len())
+            .field("epoch", &self.outbound.epoch())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn mode_for(members: usize) -> SenderKeyMode {
+    if members == 2 {
+        SenderKeyMode::Pairwise
+    } else {
+        SenderKeyMode::Signed
+    }
+}
+
+/// The mode of my next sender key: pairwise only while the room has always
+/// had exactly two members. Once a group, always signed: a group that shrinks
+/// to two keeps signing, so no member ever has to accept a downgrade from
+/// signed to unsigned keys (and no race between removals can cause one).
+fn next_mode(current: SenderKeyMode, members: usize) -> SenderKeyMode {
+    match current {
+        SenderKeyMode::Signed => SenderKeyMode::Signed,
+        SenderKeyMode::Pairwise => mode_for(members),
+    }
+}
+
+impl Room {
+    /// Creates (or joins) a room: pins every member's identity, makes my
+    /// sender key and returns the key shares for every other member.
+    ///
+    /// `members` lists everyone, me included, as (member id, identity). The
+    /// creator and each joining member call this with the same list.
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// let (a, b) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap());
+    /// let members = [(a.clone(), alice.public().clone()), (b.clone(), bob.public().clone())];
+    /// let room_id = RoomId::new(b"room-42").unwrap();
+    /// let (mut at_alice, shares_a) = Room::create(&alice, room_id.clone(), a.clone(), &members).unwrap();
+    /// let (mut at_bob, shares_b) = Room::create(&bob, room_id, b.clone(), &members).unwrap();
+    /// at_bob.receive_share(&bob, &a, &shares_a[0].bytes).unwrap();
+    /// at_alice.receive_share(&alice, &b, &shares_b[0].bytes).unwrap();
+    /// let sent = at_alice.encrypt(&alice, b"hi Bob").unwrap();
+    /// let got = at_bob.decrypt(&sent.message).unwrap();
+    /// assert_eq!(got.sender, a);
+    /// assert_eq!(got.plaintext(), b"hi Bob");
+    /// ```
+    pub fn create(
+        identity: &IdentityKeyPair,
+        id: RoomId,
+        me: MemberId,
+        members: &[(MemberId, PublicIdentity)],
+    ) -> Result<(Self, Vec<OutgoingShare>), Error> {
+        Self::create_with_rng(
+            identity,
+            id,
+            me,
+            members,
+            RotationPolicy::default(),
+            now_secs(),
+            &mut crate::rng::os_rng(),
+        )
+    }
+
+    /// [`create`](Self::create) with an explicit policy, clock (Unix seconds)
+    /// and RNG.
+    pub fn create_with_rng<R: CryptoRng + ?Sized>(
+        identity: &IdentityKeyPair,
+        id: RoomId,
+        me: MemberId,
+        members: &[(MemberId, PublicIdentity)],
+        policy: RotationPolicy,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(Self, Vec<OutgoingShare>), Error> {
+        if members.len() < 2 || members.len() > MAX_MEMBERS {
+            return Err(Error::LimitExceeded);
+        }
+        let mut pinned = BTreeMap::new();
+        for (member, public) in members {
+            let entry = Member {
+                identity: public.clone(),
+                last_epoch: None,
+            };
+            if pinned.insert(member.clone(), entry).is_some() {
+                return Err(Error::Malformed(crate::DecodeError::InvalidValue));
+            }
+        }
+        match pinned.get(&me) {
+            Some(m) if &m.identity == identity.public() => {}
+            Some(_) => return Err(Error::IdentityChanged),
+            None => return Err(Error::NotAMember),
+        }
+        let mode = mode_for(pinned.len());
+        let outbound = OutboundSenderKey::new_with_rng(id.clone(), 0, mode, rng);
+        let room = Self {
+            id,
+            me,
+            members: pinned,
+            policy,
+            outbound,
+            outbound_created_at: now,
+            own_retired: Vec::new(),
+            inbound: BTreeMap::new(),
+        };
+        let shares = room.share_current_with(identity, None, rng)?;
+        Ok((room, shares))
+    }
+
+    /// The room id.
+    pub fn id(&self) -> &RoomId {
+        &self.id
+    }
+
+    /// My member id.
+    pub fn me(&self) -> &MemberId {
+        &self.me
+    }
+
+    /// The members (me included) with the identities the room pinned.
+    pub fn members(&self) -> impl Iterator<Item = (&MemberId, &PublicIdentity)> {
+        self.members.iter().map(|(m, e)| (m, &e.identity))
+    }
+
+    /// The identity pinned for `member`.
+    pub fn pinned_identity(&self, member: &MemberId) -> Option<&PublicIdentity> {
+        self.members.get(member).map(|m| &m.identity)
+    }
+
+    /// My current epoch.
+    pub fn epoch(&self) -> u32 {
+        self.outbound.epoch()
+    }
+
+    /// Pairwise while the room has always had exactly two members; signed
+    /// once it has had three or more (it stays signed if it shrinks again).
+    pub fn mode(&self) -> SenderKeyMode {
+        self.outbound.mode()
+    }
+
+    /// The rotation policy.
+    pub fn policy(&self) -> RotationPolicy {
+        self.policy
+    }
+
+    /// Checks an identity the server (or anyone) now reports for `member`
+    /// against the pinned one: `Ok` if equal, [`Error::IdentityChanged`] if
+    /// not (nothing is changed: start a new room), [`Error::NotAMember`] for
+    /// an unknown member id.
+    pub fn check_member(&self, member: &MemberId, identity: &PublicIdentity) -> Result<(), Error> {
+        match self.members.get(member) {
+            Some(m) if &m.identity == identity => Ok(()),
+            Some(_) => Err(Error::IdentityChanged),
+            None => Err(Error::NotAMember),
+        }
+    }
+
+    fn check_me(&self, identity: &IdentityKeyPair) -> Result<(), Error> {
+        self.check_member(&self.me, identity.public())
+    }
+
+    /// Key shares of my current sender key for every other member, or only
+    /// for `only`.
+    fn share_current_with<R: CryptoRng + ?Sized>(
+        &self,
+        identity: &IdentityKeyPair,
+        only: Option<&MemberId>,
+        rng: &mut R,
+    ) -> Result<Vec<OutgoingShare>, Error> {
+        let targets: Vec<(&MemberId, &PublicIdentity)> = self
+            .members
+            .iter()
+            .filter(|(m, _)| **m != self.me && only.is_none_or(|o| o == *m))
+            .map(|(m, e)| (m, &e.identity))
+            .collect();
+        let recipients: Vec<&PublicIdentity> = targets.iter().map(|(_, p)| *p).collect();
+        let shares = seal_shares_with_rng(
+            identity,
+            &self.id,
+            self.outbound.epoch(),
+            &self.outbound.share(),
+            &recipients,
+            rng,
+        )?;
+        Ok(targets
+            .iter()
+            .zip(shares)
+            .map(|((m, _), s)| OutgoingShare {
+                to: (*m).clone(),
+                bytes: s.to_bytes(),
+            })
+            .collect())
+    }
+
+    /// Accepts a key share that the relay says comes from `from`.
+    ///
+    /// Refused, with the room unchanged: a share from a member the room does
+    /// not know ([`Error::NotAMember`]); one whose sender identity is not the
+    /// pinned one ([`Error::IdentityChanged`]: a reinstall or a key
+    /// substitution); one for an epoch not newer than the last accepted from
+    /// that member ([`Error::Replay`]); and everything
+    /// [`KeyShare::open`] refuses.
+    pub fn receive_share(
+        &mut self,
+        identity: &IdentityKeyPair,
+        from: &MemberId,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        self.receive_share_at(identity, from, bytes, now_secs())
+    }
+
+    /// [`receive_share`](Self::receive_share) with an explicit clock.
+    pub fn receive_share_at(
+        &mut self,
+        identity: &IdentityKeyPair,
+        from: &MemberId,
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<(), Error> {
+        self.check_me(identity)?;
+        if *from == self.me {
+            return Err(Error::Reflected);
+        }
+        let share = KeyShare::from_bytes(bytes)?;
+        let member = self.members.get(from).ok_or(Error::NotAMember)?;
+        if share.sender() != member.identity.id() {
+            return Err(Error::IdentityChanged);
+        }
+        if member.last_epoch.is_some_and(|last| share.epoch() <= last) {
+            return Err(Error::Replay);
+        }
+        let shared = share.open(identity, &member.identity, &self.id, share.epoch())?;
+        if self.inbound.contains_key(&shared.id()) || shared.id() == self.outbound.id() {
+            return Err(Error::Replay);
+        }
+        if shared.mode() == SenderKeyMode::Pairwise
+            && next_mode(self.outbound.mode(), self.members.len()) == SenderKeyMode::Signed
+        {
+            // A group room never accepts an unsigned sender key.
+            return Err(Error::SignatureRequired);
+        }
+        let epoch = share.epoch();
+        // Commit: everything above was checked without changing state.
+        for entry in self.inbound.values_mut() {
+            if entry.member == *from && entry.retired_at.is_none() {
+                entry.retired_at = Some(now);
+            }
+        }
+        self.inbound.insert(
+            shared.id(),
+            InboundEntry {
+                member: from.clone(),
+                key: InboundSenderKey::new(self.id.clone(), epoch, shared),
+                retired_at: None,
+            },
+        );
+        if let Some(m) = self.members.get_mut(from) {
+            m.last_epoch = Some(epoch);
+        }
+        self.prune(now);
+        Ok(())
+    }
+
+    /// Drops retired keys past the grace period or beyond [`MAX_RETIRED_KEYS`].
+    fn prune(&mut self, now: u64) {
+        let grace = self.policy.old_key_grace_secs;
+        self.inbound
+            .retain(|_, e| e.retired_at.is_none_or(|t| now.saturating_sub(t) <= grace));
+        for member in self.members.keys() {
+            let mut retired: Vec<(u32, SenderKeyId)> = self
+                .inbound
+                .iter()
+                .filter(|(_, e)| e.member == *member && e.retired_at.is_some())
+                .map(|(id, e)| (e.key.epoch(), *id))
+                .collect();
+            if retired.len() > MAX_RETIRED_KEYS {
+                retired.sort_unstable();
+                let excess = retired.len() - MAX_RETIRED_KEYS;
+                for (_, id) in retired.into_iter().take(excess) {
+                    self.inbound.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Whether the rotation policy asks for a new sender key now.
+    pub fn rotation_due(&self, now: u64) -> bool {
+        self.outbound.index() >= self.policy.max_messages
+            || now.saturating_sub(self.outbound_created_at) >= self.policy.max_age_secs
+    }
+
+    /// Encrypts a message for the room, rotating my sender key first when
+    /// the [`RotationPolicy`] says so.
+    pub fn encrypt(
+        &mut self,
+        identity: &IdentityKeyPair,
+        plaintext: &[u8],
+    ) -> Result<Outgoing, Error> {
+        self.encrypt_with_rng(identity, plaintext, now_secs(), &mut crate::rng::os_rng())
+    }
+
+    /// [`encrypt`](Self::encrypt) with an explicit clock and RNG.
+    pub fn encrypt_with_rng<R: CryptoRng + ?Sized>(
+        &mut self,
+        identity: &IdentityKeyPair,
+        plaintext: &[u8],
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Outgoing, Error> {
+        self.check_me(identity)?;
+        if plaintext.len() > crate::limits::MAX_PLAINTEXT_LEN {
+            return Err(Error::LimitExceeded);
+        }
+        let shares = if self.rotation_due(now) {
+            self.rotate_with_rng(identity, now, rng)?
+        } else {
+            Vec::new()
+        };
+        let message = self.outbound.encrypt(plaintext)?;
+        Ok(Outgoing { shares, message })
+    }
+
+    /// Rotates my sender key now (a new epoch) and returns its key shares for
+    /// every other member.
+    pub fn rotate(&mut self, identity: &IdentityKeyPair) -> Result<Vec<OutgoingShare>, Error> {
+        self.rotate_with_rng(identity, now_secs(), &mut crate::rng::os_rng())
+    }
+
+    /// [`rotate`](Self::rotate) with an explicit clock and RNG.
+    pub fn rotate_with_rng<R: CryptoRng + ?Sized>(
+        &mut self,
+        identity: &IdentityKeyPair,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Vec<OutgoingShare>, Error> {
+        self.check_me(identity)?;
+        let epoch = self
+            .outbound
+            .epoch()
+            .checked_add(1)
+            .ok_or(Error::ChainExhausted)?;
+        let fresh = OutboundSenderKey::new_with_rng(
+            self.id.clone(),
+            epoch,
+            next_mode(self.outbound.mode(), self.members.len()),
+            rng,
+        );
+        let old = core::mem::replace(&mut self.outbound, fresh);
+        match self.share_current_with(identity, None, rng) {
+            Ok(shares) => {
+                self.own_retired.push(old.id());
+                if self.own_retired.len() > OWN_KEY_HISTORY {
+                    self.own_retired.remove(0);
+                }
+                self.outbound_created_at = now;
+                Ok(shares)
+            }
+            Err(e) => {
+                self.outbound = old;
+                Err(e)
+            }
+        }
+    }
+
+    /// Pins a new member and shares my sender key with it.
+    ///
+    /// In a group room the newcomer gets my *current* key from the current
+    /// index (it reads nothing sent before). A pairwise room that grows to
+    /// three members becomes a group room: I rotate to a signed sender key,
+    /// shared with everyone. Returns the shares to deliver. A member id that
+    /// is already pinned to another identity gives [`Error::IdentityChanged`].
+    pub fn add_member(
+        &mut self,
+        identity: &IdentityKeyPair,
+        member: MemberId,
+        public: PublicIdentity,
+    ) -> Result<Vec<OutgoingShare>, Error> {
+        self.add_member_with_rng(
+            identity,
+            member,
+            public,
+            now_secs(),
+            &mut crate::rng::os_rng(),
+        )
+    }
+
+    /// [`add_member`](Self::add_member) with an explicit clock and RNG.
+    pub fn add_member_with_rng<R: CryptoRng + ?Sized>(
+        &mut self,
+        identity: &IdentityKeyPair,
+        member: MemberId,
+        public: PublicIdentity,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Vec<OutgoingShare>, Error> {
+        self.check_me(identity)?;
+        if let Some(existing) = self.members.get(&member) {
+            return if existing.identity == public {
+                Err(Error::Replay)
+            } else {
+                Err(Error::IdentityChanged)
+            };
+        }
+        if self.members.len() >= MAX_MEMBERS {
+            return Err(Error::LimitExceeded);
+        }
+        self.members.insert(
+            member.clone(),
+            Member {
+                identity: public,
+                last_epoch: None,
+            },
+        );
+        let result = if next_mode(self.outbound.mode(), self.members.len()) != self.outbound.mode()
+        {
+            self.rotate_with_rng(identity, now, rng)
+        } else {
+            self.share_current_with(identity, Some(&member), rng)
+        };
+        if result.is_err() {
+            self.members.remove(&member);
+        }
+        result
+    }
+
+    /// Removes a member: drops its keys and rotates my sender key, shared
+    /// only with the remaining members, so it reads nothing I send after.
+    /// (Every remaining member's device does the same when its app applies
+    /// the removal.)
+    pub fn remove_member(
+        &mut self,
+        identity: &IdentityKeyPair,
+        member: &MemberId,
+    ) -> Result<Vec<OutgoingShare>, Error> {
+        self.remove_member_with_rng(identity, member, now_secs(), &mut crate::rng::os_rng())
+    }
+
+    /// [`remove_member`](Self::remove_member) with an explicit clock and RNG.
+    pub fn remove_member_with_rng<R: CryptoRng + ?Sized>(
+        &mut self,
+        identity: &IdentityKeyPair,
+        member: &MemberId,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Vec<OutgoingShare>, Error> {
+        self.check_me(identity)?;
+        if *member == self.me {
+            return Err(Error::NotAMember);
+        }
+        if self.members.len() <= 2 {
+            // A room needs two members; leaving a 1:1 room means deleting it.
+            return Err(Error::LimitExceeded);
+        }
+        let removed = self.members.remove(member).ok_or(Error::NotAMember)?;
+        match self.rotate_with_rng(identity, now, rng) {
+            Ok(shares) => {
+                self.inbound.retain(|_, e| e.member != *member);
+                Ok(shares)
+            }
+            Err(e) => {
+                self.members.insert(member.clone(), removed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Decrypts a message from another member.
+    ///
+    /// Errors leave the room unchanged: [`Error::UnknownSenderKey`] (keep
+    /// the message and retry after the sender's key share arrives),
+    /// [`Error::Reflected`] (a message under my own key, bounced by the
+    /// relay), [`Error::Replay`], [`Error::TooOld`], [`Error::TooFarAhead`],
+    /// [`Error::BadSignature`], [`Error::SignatureRequired`],
+    /// [`Error::Tampered`], [`Error::NotForMe`], [`Error::Malformed`].
+    pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Received, Error> {
+        self.decrypt_at(bytes, now_secs())
+    }
+
+    /// [`decrypt`](Self::decrypt) with an explicit clock (for the grace
+    /// period of retired keys).
+    pub fn decrypt_at(&mut self, bytes: &[u8], now: u64) -> Result<Received, Error> {
+        let msg = Message::from_bytes(bytes)?;
+        if msg.room_id() != self.id.as_bytes() {
+            return Err(Error::NotForMe);
+        }
+        let key_id = msg.sender_key();
+        if key_id == self.outbound.id() || self.own_retired.contains(&key_id) {
+            return Err(Error::Reflected);
+        }
+        let grace = self.policy.old_key_grace_secs;
+        let entry = self
+            .inbound
+            .get_mut(&key_id)
+            .ok_or(Error::UnknownSenderKey)?;
+        if entry
+            .retired_at
+            .is_some_and(|t| now.saturating_sub(t) > grace)
+        {
+            return Err(Error::TooOld);
+        }
+        let plaintext = entry.key.decrypt(&msg)?;
+        Ok(Received {
+            sender: entry.member.clone(),
+            epoch: entry.key.epoch(),
+            index: plaintext.index(),
+            plaintext,
+        })
+    }
+
+    /// For each member, the indices of its current sender key that were
+    /// skipped and have not arrived yet.
+    pub fn missing(&self) -> Vec<(MemberId, u32, Vec<u32>)> {
+        self.inbound
+            .values()
+            .filter(|e| e.retired_at.is_none())
+            .map(|e| (e.member.clone(), e.key.epoch(), e.key.missing_indices()))
+            .filter(|(_, _, m)| !m.is_empty())
+            .collect()
+    }
+
+    /// Whether the room holds a current sender key of `member`.
+    pub fn has_key_of(&self, member: &MemberId) -> bool {
+        self.inbound
+            .values()
+            .any(|e| e.member == *member && e.retired_at.is_none())
+    }
+}
