@@ -5,6 +5,7 @@
 extern crate alloc;
 
 pub mod error;
+pub mod fingerprint;
 pub mod identity;
 pub mod labels;
 mod rng;
@@ -12,6 +13,10 @@ pub mod testing;
 pub mod wire;
 
 pub use error::{DecodeError, Error};
+pub use fingerprint::{
+    Fingerprint, ImageKind, KeyImage, PairVerification, RoomDigest, ScannablePayload, TerminalMode,
+    room_digest,
+};
 pub use identity::{IdentityId, IdentityKeyPair, PublicIdentity};
 pub use labels::limits;
 pub mod ids;
