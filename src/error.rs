@@ -93,6 +93,10 @@ pub enum Error {
     /// The storage blob could not be decrypted with this storage key (wrong key
     /// or damaged blob).
     StorageDecrypt,
+    /// A scanned verification code does not match this pair's fingerprints:
+    /// a key was substituted, or the wrong code (for instance one's own) was
+    /// scanned. The chat must not be marked as verified.
+    FingerprintMismatch,
 }
 
 impl fmt::Display for Error {
@@ -116,6 +120,9 @@ impl fmt::Display for Error {
             Self::LimitExceeded => f.write_str("documented limit exceeded"),
             Self::ChainExhausted => f.write_str("sender key chain exhausted; rotate"),
             Self::StorageDecrypt => f.write_str("stored state could not be decrypted"),
+            Self::FingerprintMismatch => {
+                f.write_str("scanned code does not match the fingerprints")
+            }
         }
     }
 }

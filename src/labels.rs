@@ -39,6 +39,39 @@ pub const FINGERPRINT: &[u8] = b"secret-chat/v1/fingerprint";
 /// Room digest label (SHA-512 over the sorted member fingerprints).
 pub const ROOM_DIGEST: &[u8] = b"secret-chat/v1/room-digest";
 
+/// Version of the fingerprint computation, hashed (as a big-endian `u16`)
+/// into every fingerprint so a later computation can never collide with this one.
+pub const FINGERPRINT_VERSION: u16 = 1;
+/// Extra SHA-512 iterations of a fingerprint (Signal's safety-number count).
+///
+/// Forging a key image means finding a key whose fingerprint matches the
+/// victim's in every compared bit: 128 bits for the picture, about 100 for a
+/// member's 30 digits. That is out of reach anyway; the iterations matter
+/// when a person compares only part of the image (say half the cells, 64
+/// bits): 5,200 iterations (~2^12.3) make each attacker try cost as much as
+/// 5,200 plain hashes, lifting that 2^64 search to ~2^76 SHA-512 calls. On
+/// a phone the whole computation is a few milliseconds, done once per member.
+pub const FINGERPRINT_ITERATIONS: u32 = 5200;
+
+/// The four cell colours of the public key image, indexed by a cell's 2-bit
+/// value: black, blue `#0072B2`, orange `#E69F00`, white (Okabe-Ito).
+///
+/// Chosen so every pair stays apart for people with protanopia,
+/// deuteranopia or tritanopia and in greyscale: the CIELAB lightness of the
+/// four is about 0, 47, 72 and 100, so even a greyscale print keeps them in
+/// order. The test `palette_is_distinguishable` checks the figures.
+pub const KEY_IMAGE_PALETTE: [[u8; 3]; 4] = [
+    [0x00, 0x00, 0x00],
+    [0x00, 0x72, 0xB2],
+    [0xE6, 0x9F, 0x00],
+    [0xFF, 0xFF, 0xFF],
+];
+/// Colour of the frame around and between the blocks of a key image (a
+/// neutral mid grey: it carries no data, so it is never decoded as a cell).
+pub const KEY_IMAGE_FRAME: [u8; 3] = [0x8C, 0x8C, 0x8C];
+/// Colour of the orientation mark(s) drawn in the frame.
+pub const KEY_IMAGE_MARK: [u8; 3] = [0x00, 0x00, 0x00];
+
 /// Associated-data label of the encrypted storage envelope.
 pub const STORAGE: &[u8] = b"secret-chat/v1/storage";
 
@@ -70,4 +103,17 @@ pub mod limits {
     /// Most skipped message keys kept per sender key (oldest evicted first):
     /// 2,000 keys of 44 bytes plus bookkeeping, under 128 KiB per sender.
     pub const MAX_SKIPPED_KEYS: usize = 2000;
+    /// Largest pixel size of one cell of a PNG key image: 64 px cells make a
+    /// 1216 x 640 image, sharper than any phone screen needs, and bound the
+    /// memory a render can take (about 2.3 MiB of pixels).
+    pub const MAX_PNG_SCALE: u32 = 64;
+    /// Largest width or height, in pixels, of a PNG that the key image
+    /// decoder accepts: bounds the memory an untrusted PNG can make it use
+    /// (64 MiB of RGBA pixels) while allowing far larger copies than any
+    /// screen shot of the picture.
+    pub const MAX_PNG_DECODE_SIDE: u32 = 4096;
+    /// Highest QR version of the scannable payload's QR code: version 5 (37 x
+    /// 37 modules) scans reliably from a phone screen at arm's length; the
+    /// 66-byte payload fits it at error-correction level M (84 bytes).
+    pub const MAX_QR_VERSION: i16 = 5;
 }

@@ -5,6 +5,7 @@
 extern crate alloc;
 
 pub mod error;
+pub mod fingerprint;
 pub mod identity;
 pub mod ids;
 pub mod keyshare;
@@ -17,6 +18,10 @@ pub mod testing;
 pub mod wire;
 
 pub use error::{DecodeError, Error};
+pub use fingerprint::{
+    Fingerprint, ImageKind, KeyImage, PairVerification, RoomDigest, ScannablePayload, TerminalMode,
+    room_digest,
+};
 pub use identity::{IdentityId, IdentityKeyPair, PublicIdentity};
 pub use ids::{MemberId, RoomId, SenderKeyId};
 pub use keyshare::{KeyShare, open_share, seal_shares, seal_shares_with_rng};

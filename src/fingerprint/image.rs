@@ -1,0 +1,280 @@
+//! The picture model: a grid of units (frame, mark, or a 2-bit cell), shared
+//! by every renderer and decoder. No cryptography here: a [`KeyImage`] is
+//! only the 256 bits it draws and which kind of picture it is.
+//!
+//! ```text
+//!  unit x: 0   1 ........ 8   9   10 ....... 17  18
+//!  y = 0   M   frame ........ m   frame .......  frame     M = mark (always)
+//!  y = 1   |   block 0 row 0  |   block 1 row 0   |        m = mark (room only)
+//!   ...    |   ...            |   ...             |
+//!  y = 8   |   block 0 row 7  |   block 1 row 7   |
+//!  y = 9   frame ........................................
+//! ```
+//!
+//! Cell (row `r`, column `c`) of a block is cell `i = 8r + c`; its value is
+//! bits `7-2(i%4) .. 6-2(i%4)` of byte `i / 4` (most significant pair first),
+//! and is drawn in colour [`KEY_IMAGE_PALETTE`]`[value]`.
+
+use super::{Fingerprint, PICTURE_BLOCK_LEN, RoomDigest};
+use crate::error::{DecodeError, Error};
+use crate::labels::{KEY_IMAGE_FRAME, KEY_IMAGE_MARK, KEY_IMAGE_PALETTE};
+
+/// Width of a key image, in units (cells).
+pub(crate) const UNITS_W: usize = 19;
+/// Height of a key image, in units (cells).
+pub(crate) const UNITS_H: usize = 10;
+/// Column of the first unit of each block.
+const BLOCK_X: [usize; 2] = [1, 10];
+/// Row of the first unit of both blocks.
+const BLOCK_Y: usize = 1;
+/// Cells per block side.
+const SIDE: usize = 8;
+/// Where the orientation mark of every picture sits (top-left corner).
+const MARK: (usize, usize) = (0, 0);
+/// Where the second mark of a room picture sits (top of the divider).
+const ROOM_MARK: (usize, usize) = (9, 0);
+
+/// Which picture a [`KeyImage`] is; the marks in its frame tell them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageKind {
+    /// The 1:1 picture: two members' fingerprints, sorted. One mark, in
+    /// the top-left corner.
+    Pair,
+    /// A group's room digest. A second mark sits at the top of the divider.
+    Room,
+}
+
+/// How to render a key image in a terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TerminalMode {
+    /// 24-bit colour escape codes and upper half blocks (`▀`): one character
+    /// draws two units, so cells come out square.
+    TrueColor,
+    /// No colour (dumb terminals, logs): two ASCII characters per unit,
+    /// `##` black, `oo` blue, `..` orange, two spaces white, plus a legend.
+    Plain,
+}
+
+/// What one unit of the grid shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unit {
+    /// Frame (grey), carries no data.
+    Frame,
+    /// Orientation mark.
+    Mark,
+    /// A data cell with its 2-bit value.
+    Cell(u8),
+}
+
+/// The public key image: 256 bits drawn as two 8x8 blocks of 2-bit cells.
+///
+/// Build it with [`KeyImage::pair`] (or
+/// [`PairVerification::image`](super::PairVerification::image)) or
+/// [`KeyImage::room`]; render it with `render_svg`, `render_png` (feature
+/// `png`) or `render_terminal`; each `decode_*` function gives back exactly
+/// the bits, which is how the tests show that the renderings are lossless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyImage {
+    kind: ImageKind,
+    blocks: [[u8; PICTURE_BLOCK_LEN]; 2],
+}
+
+impl KeyImage {
+    /// The 1:1 picture of two members: each one's first 128 fingerprint
+    /// bits, the smaller fingerprint on the left. `pair(a, b) == pair(b, a)`.
+    pub fn pair(a: &Fingerprint, b: &Fingerprint) -> Self {
+        let (first, second) = if a <= b { (a, b) } else { (b, a) };
+        Self {
+            kind: ImageKind::Pair,
+            blocks: [first.picture_bits(), second.picture_bits()],
+        }
+    }
+
+    /// The room picture: the digest's 256 bits, bytes 0..16 on the left.
+    pub fn room(digest: &RoomDigest) -> Self {
+        let mut blocks = [[0u8; PICTURE_BLOCK_LEN]; 2];
+        for (i, b) in digest.as_bytes().iter().enumerate() {
+            if let Some(slot) = blocks
+                .get_mut(i / PICTURE_BLOCK_LEN)
+                .and_then(|blk| blk.get_mut(i % PICTURE_BLOCK_LEN))
+            {
+                *slot = *b;
+            }
+        }
+        Self {
+            kind: ImageKind::Room,
+            blocks,
+        }
+    }
+
+    /// Which picture this is.
+    pub fn kind(&self) -> ImageKind {
+        self.kind
+    }
+
+    /// The drawn bits: left block, right block.
+    pub fn blocks(&self) -> &[[u8; PICTURE_BLOCK_LEN]; 2] {
+        &self.blocks
+    }
+
+    /// The value (0..=3) of cell `i` (0..64) of block `b`, if in range.
+    pub(crate) fn cell(&self, b: usize, i: usize) -> Option<u8> {
+        let byte = self.blocks.get(b)?.get(i / 4)?;
+        Some((byte >> (6 - 2 * (i % 4))) & 3)
+    }
+
+    /// What unit `(x, y)` shows (out of range: frame).
+    pub(crate) fn unit(&self, x: usize, y: usize) -> Unit {
+        if (x, y) == MARK || ((x, y) == ROOM_MARK && self.kind == ImageKind::Room) {
+            return Unit::Mark;
+        }
+        match cell_at(x, y) {
+            Some((b, i)) => self.cell(b, i).map_or(Unit::Frame, Unit::Cell),
+            None => Unit::Frame,
+        }
+    }
+
+    /// Rebuilds an image from a classifier of units: `mark(x, y)` says
+    /// whether a mark is drawn at a mark position, `cell(x, y)` gives a
+    /// cell's value. Fails if a cell is unreadable or the first mark is
+    /// missing.
+    pub(crate) fn from_units(
+        mut mark: impl FnMut(usize, usize) -> Option<bool>,
+        mut cell: impl FnMut(usize, usize) -> Option<u8>,
+    ) -> Result<Self, Error> {
+        let bad = Error::Malformed(DecodeError::InvalidValue);
+        if mark(MARK.0, MARK.1) != Some(true) {
+            return Err(bad);
+        }
+        let kind = match mark(ROOM_MARK.0, ROOM_MARK.1) {
+            Some(true) => ImageKind::Room,
+            Some(false) => ImageKind::Pair,
+            None => return Err(bad),
+        };
+        let mut blocks = [[0u8; PICTURE_BLOCK_LEN]; 2];
+        for (b, block) in blocks.iter_mut().enumerate() {
+            for i in 0..SIDE * SIDE {
+                let (x, y) = unit_of(b, i);
+                let v = cell(x, y).filter(|v| *v < 4).ok_or(bad.clone())?;
+                if let Some(slot) = block.get_mut(i / 4) {
+                    *slot |= v << (6 - 2 * (i % 4));
+                }
+            }
+        }
+        Ok(Self { kind, blocks })
+    }
+}
+
+/// The unit of cell `i` of block `b`.
+fn unit_of(b: usize, i: usize) -> (usize, usize) {
+    let bx = BLOCK_X.get(b).copied().unwrap_or(0);
+    (bx + i % SIDE, BLOCK_Y + i / SIDE)
+}
+
+/// The (block, cell index) at unit `(x, y)`, if it is a cell.
+fn cell_at(x: usize, y: usize) -> Option<(usize, usize)> {
+    if !(BLOCK_Y..BLOCK_Y + SIDE).contains(&y) {
+        return None;
+    }
+    let row = y - BLOCK_Y;
+    BLOCK_X
+        .iter()
+        .enumerate()
+        .find(|(_, bx)| (**bx..**bx + SIDE).contains(&x))
+        .map(|(b, bx)| (b, row * SIDE + (x - bx)))
+}
+
+/// Whether `(x, y)` is one of the two mark positions.
+pub(crate) fn is_mark_position(x: usize, y: usize) -> bool {
+    (x, y) == MARK || (x, y) == ROOM_MARK
+}
+
+/// The colour a unit is drawn in (a mark unit: the mark colour).
+pub(crate) fn unit_rgb(u: Unit) -> [u8; 3] {
+    match u {
+        Unit::Frame => KEY_IMAGE_FRAME,
+        Unit::Mark => KEY_IMAGE_MARK,
+        Unit::Cell(v) => KEY_IMAGE_PALETTE
+            .get(usize::from(v))
+            .copied()
+            .unwrap_or(KEY_IMAGE_FRAME),
+    }
+}
+
+/// A sampled pixel colour, as a decoder found it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Sample {
+    /// Full colour.
+    Rgb([u8; 3]),
+    /// Greyscale (a greyscale copy of the picture).
+    Grey(u8),
+}
+
+/// Rec. 601 luma of a colour, 0..=255.
+fn luma(c: [u8; 3]) -> i32 {
+    let [r, g, b] = c.map(i32::from);
+    (299 * r + 587 * g + 114 * b + 500) / 1000
+}
+
+/// Squared distance between a sample and a reference colour.
+fn distance(s: Sample, c: [u8; 3]) -> i32 {
+    match s {
+        Sample::Rgb(p) => p
+            .iter()
+            .zip(c)
+            .map(|(a, b)| (i32::from(*a) - i32::from(b)).pow(2))
+            .sum(),
+        Sample::Grey(g) => (i32::from(g) - luma(c)).pow(2),
+    }
+}
+
+/// The palette index nearest to a sample.
+pub(crate) fn nearest_cell(s: Sample) -> u8 {
+    let mut best = (i32::MAX, 0u8);
+    for (i, c) in (0u8..).zip(KEY_IMAGE_PALETTE) {
+        let d = distance(s, c);
+        if d < best.0 {
+            best = (d, i);
+        }
+    }
+    best.1
+}
+
+/// Whether a sample at a mark position is nearer the mark than the frame.
+pub(crate) fn is_mark(s: Sample) -> bool {
+    distance(s, KEY_IMAGE_MARK) < distance(s, KEY_IMAGE_FRAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_round_trips() {
+        let mut blocks = [[0u8; 16]; 2];
+        for (i, b) in blocks.iter_mut().flatten().enumerate() {
+            *b = (i as u8).wrapping_mul(37) ^ 0x5a;
+        }
+        for kind in [ImageKind::Pair, ImageKind::Room] {
+            let img = KeyImage { kind, blocks };
+            let back = KeyImage::from_units(
+                |x, y| Some(img.unit(x, y) == Unit::Mark),
+                |x, y| match img.unit(x, y) {
+                    Unit::Cell(v) => Some(v),
+                    _ => None,
+                },
+            )
+            .unwrap();
+            assert_eq!(back, img);
+        }
+        // Bit order: the first cell is the top two bits of byte 0.
+        let img = KeyImage {
+            kind: ImageKind::Pair,
+            blocks: [[0b1100_0000; 16], [0; 16]],
+        };
+        assert_eq!(img.unit(1, 1), Unit::Cell(3));
+        assert_eq!(img.unit(2, 1), Unit::Cell(0));
+        assert_eq!(img.unit(0, 0), Unit::Mark);
+        assert_eq!(img.unit(9, 0), Unit::Frame);
+    }
+}

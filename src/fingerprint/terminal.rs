@@ -1,0 +1,165 @@
+//! Terminal renderings of a [`KeyImage`] and their decoder.
+//!
+//! - [`TerminalMode::TrueColor`]: five lines of 19 upper half blocks (`▀`);
+//!   each character's foreground (`ESC[38;2;R;G;Bm`) is the upper unit and
+//!   its background (`ESC[48;2;R;G;Bm`) the lower; every line ends with
+//!   `ESC[0m`.
+//! - [`TerminalMode::Plain`]: ten lines of 19 two-character units (`##`,
+//!   `oo`, `..`, two spaces for the cell colours; `^^` for a mark; `+-`,
+//!   `--`, `||` for the frame), then a one-line legend.
+
+use super::image::{
+    KeyImage, Sample, TerminalMode, UNITS_H, UNITS_W, Unit, is_mark, nearest_cell, unit_rgb,
+};
+use crate::error::{DecodeError, Error};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+/// The plain-mode glyph pair of each cell value.
+const PLAIN_CELLS: [&str; 4] = ["##", "oo", "..", "  "];
+/// The plain-mode glyph pair of a mark.
+const PLAIN_MARK: &str = "^^";
+/// The plain-mode legend line.
+const PLAIN_LEGEND: &str = "## black   oo blue   .. orange   (blank) white   ^^ top-left mark";
+/// The upper half block.
+const HALF: char = '▀';
+
+impl KeyImage {
+    /// Renders the picture for a terminal; lines end with `\n`.
+    pub fn render_terminal(&self, mode: TerminalMode) -> String {
+        match mode {
+            TerminalMode::TrueColor => self.render_truecolor(),
+            TerminalMode::Plain => self.render_plain(),
+        }
+    }
+
+    fn render_truecolor(&self) -> String {
+        let mut s = String::with_capacity(UNITS_W * UNITS_H * 24);
+        for row in 0..UNITS_H / 2 {
+            for x in 0..UNITS_W {
+                let [r, g, b] = unit_rgb(self.unit(x, 2 * row));
+                let [r2, g2, b2] = unit_rgb(self.unit(x, 2 * row + 1));
+                let _ = write!(s, "\x1b[38;2;{r};{g};{b}m\x1b[48;2;{r2};{g2};{b2}m{HALF}");
+            }
+            s.push_str("\x1b[0m\n");
+        }
+        s
+    }
+
+    fn render_plain(&self) -> String {
+        let mut s = String::with_capacity((UNITS_W * 2 + 1) * UNITS_H + 80);
+        for y in 0..UNITS_H {
+            for x in 0..UNITS_W {
+                let glyph = match self.unit(x, y) {
+                    Unit::Mark => PLAIN_MARK,
+                    Unit::Cell(v) => PLAIN_CELLS.get(usize::from(v)).copied().unwrap_or("??"),
+                    Unit::Frame => {
+                        let vertical = x == 0 || x == 9 || x == UNITS_W - 1;
+                        let horizontal = y == 0 || y == UNITS_H - 1;
+                        match (vertical, horizontal) {
+                            (true, true) => "+-",
+                            (false, true) => "--",
+                            _ => "||",
+                        }
+                    }
+                };
+                s.push_str(glyph);
+            }
+            s.push('\n');
+        }
+        s.push_str(PLAIN_LEGEND);
+        s.push('\n');
+        s
+    }
+
+    /// Recovers the picture from the output of
+    /// [`render_terminal`](Self::render_terminal), in either mode.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] if the text is not such a rendering.
+    pub fn decode_terminal(text: &str) -> Result<Self, Error> {
+        if text.contains('\x1b') {
+            decode_truecolor(text)
+        } else {
+            decode_plain(text)
+        }
+    }
+}
+
+fn decode_plain(text: &str) -> Result<KeyImage, Error> {
+    let lines: Vec<&str> = text.lines().take(UNITS_H).collect();
+    let glyph = |x: usize, y: usize| -> Option<&str> {
+        let line = lines.get(y)?;
+        line.get(2 * x..2 * x + 2)
+    };
+    KeyImage::from_units(
+        |x, y| glyph(x, y).map(|g| g == PLAIN_MARK),
+        |x, y| {
+            let g = glyph(x, y)?;
+            (0u8..)
+                .zip(PLAIN_CELLS)
+                .find(|(_, c)| *c == g)
+                .map(|(i, _)| i)
+        },
+    )
+}
+
+fn decode_truecolor(text: &str) -> Result<KeyImage, Error> {
+    let bad = Error::Malformed(DecodeError::InvalidValue);
+    // colours[y * UNITS_W + x]
+    let mut colours: Vec<Option<[u8; 3]>> = alloc::vec![None; UNITS_W * UNITS_H];
+    for (row, line) in text.lines().take(UNITS_H / 2).enumerate() {
+        let (mut fg, mut bg) = (None, None);
+        let mut x = 0;
+        let mut rest = line;
+        while let Some(c) = rest.chars().next() {
+            if let Some(esc) = rest.strip_prefix("\x1b[") {
+                let (params, after) = esc.split_once('m').ok_or(bad.clone())?;
+                rest = after;
+                let p: Vec<&str> = params.split(';').collect();
+                match p.as_slice() {
+                    ["38", "2", r, g, b] => fg = Some(rgb(r, g, b).ok_or(bad.clone())?),
+                    ["48", "2", r, g, b] => bg = Some(rgb(r, g, b).ok_or(bad.clone())?),
+                    ["0"] => (fg, bg) = (None, None),
+                    _ => return Err(bad),
+                }
+                continue;
+            }
+            rest = rest.get(c.len_utf8()..).unwrap_or("");
+            if c != HALF {
+                return Err(bad);
+            }
+            for (dy, colour) in [(0, fg), (1, bg)] {
+                let i = (2 * row + dy) * UNITS_W + x;
+                if x >= UNITS_W {
+                    return Err(bad);
+                }
+                if let Some(slot) = colours.get_mut(i) {
+                    *slot = colour;
+                }
+            }
+            x += 1;
+        }
+    }
+    let at = |x: usize, y: usize| -> Option<Sample> {
+        colours
+            .get(y * UNITS_W + x)
+            .copied()
+            .flatten()
+            .map(Sample::Rgb)
+    };
+    let exact = |s: Sample, want: [u8; 3]| matches!(s, Sample::Rgb(c) if c == want);
+    KeyImage::from_units(
+        |x, y| at(x, y).map(is_mark),
+        |x, y| {
+            let s = at(x, y)?;
+            let v = nearest_cell(s);
+            exact(s, unit_rgb(Unit::Cell(v))).then_some(v)
+        },
+    )
+}
+
+fn rgb(r: &str, g: &str, b: &str) -> Option<[u8; 3]> {
+    Some([r.parse().ok()?, g.parse().ok()?, b.parse().ok()?])
+}
