@@ -5,7 +5,8 @@
 //! shows and exits non-zero if anything goes wrong.
 
 use secret_chat::{
-    Error, IdentityKeyPair, MemberId, PublicIdentity, Room, RoomId, room::OutgoingShare,
+    Error, IdentityKeyPair, MemberId, PublicIdentity, Room, RoomId, TerminalMode,
+    room::OutgoingShare,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::process::ExitCode;
@@ -296,9 +297,61 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Prints the 1:1 public key image as both phones compute it.
+/// Prints the 1:1 public key image as both phones compute it, and checks
+/// that they match (what the two people do by looking at their screens).
 fn show_public_key_image(alice: &Phone, bob: &Phone) -> Result<(), Box<dyn std::error::Error>> {
-    let _ = (alice, bob);
+    let room = alice
+        .rooms
+        .keys()
+        .rev()
+        .find(|r| r.starts_with("alice+bob"))
+        .ok_or("no room")?;
+    let on_alice = alice
+        .rooms
+        .get(room)
+        .ok_or("no room")?
+        .verification(&member("bob"))?;
+    let on_bob = bob
+        .rooms
+        .get(room)
+        .ok_or("no room")?
+        .verification(&member("alice"))?;
+    // Truecolour unless the terminal says it cannot (NO_COLOR or TERM=dumb).
+    let plain =
+        std::env::var_os("NO_COLOR").is_some() || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    let mode = if plain {
+        TerminalMode::Plain
+    } else {
+        TerminalMode::TrueColor
+    };
+    let left: Vec<String> = on_alice
+        .image()
+        .render_terminal(mode)
+        .lines()
+        .map(String::from)
+        .collect();
+    let right: Vec<String> = on_bob
+        .image()
+        .render_terminal(mode)
+        .lines()
+        .map(String::from)
+        .collect();
+    println!("  public key image of {room}:   on alice's phone  |  on bob's phone");
+    for (l, r) in left.iter().zip(&right) {
+        println!("    {l}    {r}");
+    }
+    println!("  numeric code (alice): {}", on_alice.numeric_code());
+    println!("  numeric code (bob):   {}", on_bob.numeric_code());
+    check(
+        on_alice.image() == on_bob.image(),
+        "both phones show the same picture",
+    )?;
+    check(
+        on_alice
+            .verify_scanned(&on_bob.payload().to_bytes())
+            .is_ok(),
+        "alice scans bob's code",
+    )?;
     Ok(())
 }
 

@@ -41,6 +41,7 @@
 //! ([`MAX_RETIRED_KEYS`]).
 
 use crate::error::Error;
+use crate::fingerprint::{Fingerprint, PairVerification, RoomDigest, room_digest};
 use crate::identity::{IdentityKeyPair, PublicIdentity};
 use crate::ids::{MemberId, RoomId, SenderKeyId};
 use crate::keyshare::{KeyShare, seal_shares_with_rng};
@@ -688,6 +689,49 @@ impl Room {
             .map(|e| (e.member.clone(), e.key.epoch(), e.key.missing_indices()))
             .filter(|(_, _, m)| !m.is_empty())
             .collect()
+    }
+
+    /// The public key image, numeric code and scannable payload for verifying
+    /// `member` face to face (or over another channel): computed from *my*
+    /// pinned identity and the identity this room pinned for `member`. If the
+    /// relay substituted either key, the two phones show different pictures.
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// # let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap());
+    /// # let members = [(a.clone(), alice.public().clone()), (b.clone(), bob.public().clone())];
+    /// # let id = RoomId::new(b"r").unwrap();
+    /// let (at_alice, _) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
+    /// let (at_bob, _) = Room::create(&bob, id, b.clone(), &members).unwrap();
+    /// let on_alices_phone = at_alice.verification(&b).unwrap();
+    /// let on_bobs_phone = at_bob.verification(&a).unwrap();
+    /// assert_eq!(on_alices_phone.image(), on_bobs_phone.image());
+    /// assert_eq!(on_alices_phone.numeric_code(), on_bobs_phone.numeric_code());
+    /// assert!(on_alices_phone.verify_scanned(&on_bobs_phone.payload().to_bytes()).is_ok());
+    /// ```
+    pub fn verification(&self, member: &MemberId) -> Result<PairVerification, Error> {
+        if *member == self.me {
+            return Err(Error::NotAMember);
+        }
+        let mine = self.members.get(&self.me).ok_or(Error::NotAMember)?;
+        let theirs = self.members.get(member).ok_or(Error::NotAMember)?;
+        Ok(PairVerification::new(
+            Fingerprint::compute(&self.me, &mine.identity),
+            Fingerprint::compute(member, &theirs.identity),
+        ))
+    }
+
+    /// The room digest over every member's fingerprint (for group rooms:
+    /// every member's phone shows the same digest picture exactly when they
+    /// all pinned the same identities).
+    pub fn digest(&self) -> Result<RoomDigest, Error> {
+        let members: Vec<(MemberId, PublicIdentity)> = self
+            .members
+            .iter()
+            .map(|(m, e)| (m.clone(), e.identity.clone()))
+            .collect();
+        room_digest(&members)
     }
 
     /// Whether the room holds a current sender key of `member`.

@@ -462,3 +462,89 @@ fn a_thousand_member_room() {
         .unwrap();
     assert_eq!(rotated.len(), 998);
 }
+
+/// The key-substitution attack published against the product this crate is
+/// modelled on: when Alice creates the 1:1 room, the relay hands her its own
+/// identity as "bob" and re-wraps keys between the two real users.
+#[test]
+fn relay_key_substitution_is_caught() {
+    let (mut alice, mut bob) = (Device::new("alice"), Device::new("bob"));
+    let mut mallory = Device::new("mallory");
+    // What the relay tells each side.
+    let fake_bob = (bob.name.clone(), mallory.identity.public().clone());
+    let fake_alice = (alice.name.clone(), mallory.identity.public().clone());
+    let (mut ra, shares_a) = alice.create(b"dm", &[alice.entry(), fake_bob]);
+    let (rb, _shares_b) = bob.create(b"dm", &[fake_alice, bob.entry()]);
+
+    // 1. Alice's share is wrapped to Mallory, who reads Alice's messages and
+    //    must re-encrypt them for Bob under its own keys, impersonating each
+    //    side to the other for as long as the room lives.
+    let mut at_mallory_as_bob = Room::create_with_rng(
+        &mallory.identity,
+        RoomId::new(b"dm").unwrap(),
+        bob.name.clone(),
+        &[
+            alice.entry(),
+            (bob.name.clone(), mallory.identity.public().clone()),
+        ],
+        RotationPolicy::default(),
+        1_000,
+        &mut mallory.rng,
+    )
+    .unwrap()
+    .0;
+    at_mallory_as_bob
+        .receive_share_at(&mallory.identity, &alice.name, &shares_a[0].bytes, 1_000)
+        .unwrap();
+    let m = ra
+        .encrypt_with_rng(&alice.identity, b"secret", 1_000, &mut alice.rng)
+        .unwrap();
+    assert_eq!(
+        at_mallory_as_bob
+            .decrypt_at(&m.message, 1_000)
+            .unwrap()
+            .plaintext(),
+        b"secret"
+    );
+
+    // 2. The users compare the public key image: it differs, so they catch it.
+    let on_alice = ra.verification(&bob.name).unwrap();
+    let on_bob = rb.verification(&alice.name).unwrap();
+    assert_ne!(on_alice.image(), on_bob.image(), "the pictures differ");
+    assert_ne!(on_alice.numeric_code(), on_bob.numeric_code());
+    assert!(
+        on_alice
+            .verify_scanned(&on_bob.payload().to_bytes())
+            .is_err()
+    );
+    // Without the attack the pictures are identical (the check is meaningful).
+    let (honest_a, _) = alice.create(b"dm2", &[alice.entry(), bob.entry()]);
+    let (honest_b, _) = bob.create(b"dm2", &[alice.entry(), bob.entry()]);
+    assert_eq!(
+        honest_a.verification(&bob.name).unwrap().image(),
+        honest_b.verification(&alice.name).unwrap().image()
+    );
+
+    // 3. And once Alice's room has pinned the real Bob (after a verified
+    //    start), a share Mallory signs is refused outright.
+    let (mut pinned, _) = alice.create(b"dm3", &[alice.entry(), bob.entry()]);
+    let (_, forged) = Room::create_with_rng(
+        &mallory.identity,
+        RoomId::new(b"dm3").unwrap(),
+        bob.name.clone(),
+        &[
+            alice.entry(),
+            (bob.name.clone(), mallory.identity.public().clone()),
+        ],
+        RotationPolicy::default(),
+        1_000,
+        &mut mallory.rng,
+    )
+    .unwrap();
+    assert_eq!(
+        pinned
+            .receive_share_at(&alice.identity, &bob.name, &forged[0].bytes, 1_000)
+            .unwrap_err(),
+        Error::IdentityChanged
+    );
+}
