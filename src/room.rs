@@ -250,7 +250,12 @@ impl Room {
             return Err(Error::LimitExceeded);
         }
         let mut pinned = BTreeMap::new();
+        let mut seen = alloc::collections::BTreeSet::new();
         for (member, public) in members {
+            // One identity per member: a device is one member of a room.
+            if !seen.insert(public.id()) {
+                return Err(Error::Malformed(crate::DecodeError::InvalidValue));
+            }
             let entry = Member {
                 identity: public.clone(),
                 last_epoch: None,
@@ -367,12 +372,15 @@ impl Room {
 
     /// Accepts a key share that the relay says comes from `from`.
     ///
-    /// Refused, with the room unchanged: a share from a member the room does
-    /// not know ([`Error::NotAMember`]); one whose sender identity is not the
-    /// pinned one ([`Error::IdentityChanged`]: a reinstall or a key
-    /// substitution); one for an epoch not newer than the last accepted from
-    /// that member ([`Error::Replay`]); and everything
-    /// [`KeyShare::open`] refuses.
+    /// The sender is identified by the share's signed sender identity, not by
+    /// `from`. Refused, with the room unchanged: a share signed by an identity
+    /// the room did not pin ([`Error::IdentityChanged`] if `from` is a member:
+    /// a reinstall or a key substitution; [`Error::NotAMember`] otherwise);
+    /// one of my own shares ([`Error::Reflected`]); one for an epoch not newer
+    /// than the last accepted from that member, or a key already known
+    /// ([`Error::Replay`]); an unsigned (pairwise) key in a group room
+    /// ([`Error::SignatureRequired`]); and everything [`KeyShare::open`]
+    /// refuses.
     pub fn receive_share(
         &mut self,
         identity: &IdentityKeyPair,
@@ -391,14 +399,27 @@ impl Room {
         now: u64,
     ) -> Result<(), Error> {
         self.check_me(identity)?;
-        if *from == self.me {
+        let share = KeyShare::from_bytes(bytes)?;
+        if share.sender() == identity.id() {
             return Err(Error::Reflected);
         }
-        let share = KeyShare::from_bytes(bytes)?;
-        let member = self.members.get(from).ok_or(Error::NotAMember)?;
-        if share.sender() != member.identity.id() {
-            return Err(Error::IdentityChanged);
-        }
+        // The sender is whoever the share's (signed) sender identity is, not
+        // whoever the relay says: a mislabelled share cannot pass for another
+        // member, nor make a member look as if its identity changed.
+        let Some((sender, member)) = self
+            .members
+            .iter()
+            .find(|(_, m)| m.identity.id() == share.sender())
+        else {
+            // Signed by an identity the room never pinned: if the relay says
+            // it comes from a member, that member's identity changed.
+            return Err(if self.members.contains_key(from) {
+                Error::IdentityChanged
+            } else {
+                Error::NotAMember
+            });
+        };
+        let from = sender.clone();
         if member.last_epoch.is_some_and(|last| share.epoch() <= last) {
             return Err(Error::Replay);
         }
@@ -415,7 +436,7 @@ impl Room {
         let epoch = share.epoch();
         // Commit: everything above was checked without changing state.
         for entry in self.inbound.values_mut() {
-            if entry.member == *from && entry.retired_at.is_none() {
+            if entry.member == from && entry.retired_at.is_none() {
                 entry.retired_at = Some(now);
             }
         }
@@ -427,7 +448,7 @@ impl Room {
                 retired_at: None,
             },
         );
-        if let Some(m) = self.members.get_mut(from) {
+        if let Some(m) = self.members.get_mut(&from) {
             m.last_epoch = Some(epoch);
         }
         self.prune(now);
@@ -576,6 +597,10 @@ impl Room {
         }
         if self.members.len() >= MAX_MEMBERS {
             return Err(Error::LimitExceeded);
+        }
+        if self.members.values().any(|m| m.identity == public) {
+            // The identity is already pinned under another member id.
+            return Err(Error::Malformed(crate::DecodeError::InvalidValue));
         }
         self.members.insert(
             member.clone(),

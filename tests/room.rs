@@ -324,10 +324,11 @@ fn replayed_or_reflected_shares_are_refused() {
         Error::Replay
     );
     assert_eq!(ra.decrypt_at(&m.message, 1_000).unwrap_err(), Error::Replay);
-    // The relay claims Alice's own share comes from Bob: the sender is not Bob.
-    assert!(
+    // The relay bounces Alice's own share back to her, claiming Bob sent it.
+    assert_eq!(
         ra.receive_share_at(&alice.identity, &bob.name, &sa[0].bytes, 1_000)
-            .is_err()
+            .unwrap_err(),
+        Error::Reflected
     );
 }
 
@@ -547,4 +548,62 @@ fn relay_key_substitution_is_caught() {
             .unwrap_err(),
         Error::IdentityChanged
     );
+}
+
+/// The relay mislabels who sent a share: the room goes by the signed sender
+/// identity, so the share neither passes for another member's nor makes a
+/// member look as if it reinstalled.
+#[test]
+fn mislabelled_shares_are_attributed_to_their_signer() {
+    let mut devices: Vec<Device> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|n| Device::new(n))
+        .collect();
+    let members: Vec<_> = devices.iter().map(Device::entry).collect();
+    let (mut at_carol, _) = devices[2].create(b"g", &members);
+    let (mut at_bob, from_bob) = devices[1].create(b"g", &members);
+    let to_carol = from_bob.iter().find(|s| s.to == devices[2].name).unwrap();
+    // "From alice", says the relay; signed by Bob.
+    at_carol
+        .receive_share_at(
+            &devices[2].identity,
+            &devices[0].name,
+            &to_carol.bytes,
+            1_000,
+        )
+        .unwrap();
+    assert!(at_carol.has_key_of(&devices[1].name));
+    assert!(!at_carol.has_key_of(&devices[0].name));
+    let d = &mut devices[1];
+    let m = at_bob
+        .encrypt_with_rng(&d.identity, b"from bob", 1_000, &mut d.rng)
+        .unwrap();
+    assert_eq!(
+        at_carol.decrypt_at(&m.message, 1_000).unwrap().sender,
+        devices[1].name
+    );
+}
+
+#[test]
+fn one_identity_cannot_hold_two_member_ids() {
+    let (mut alice, bob) = (Device::new("alice"), Device::new("bob"));
+    let twice = [
+        alice.entry(),
+        bob.entry(),
+        (
+            MemberId::new(b"bob-2").unwrap(),
+            bob.identity.public().clone(),
+        ),
+    ];
+    let err = Room::create_with_rng(
+        &alice.identity,
+        RoomId::new(b"r").unwrap(),
+        alice.name.clone(),
+        &twice,
+        RotationPolicy::default(),
+        0,
+        &mut alice.rng,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Malformed(_)));
 }
