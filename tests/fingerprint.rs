@@ -56,32 +56,47 @@ fn greyscale_copy(rgb_png: &[u8]) -> Vec<u8> {
 /// PNG, the SVG and both terminal renderings all decode to both fingerprints.
 #[test]
 fn fingerprint_renderings_are_lossless() {
-    let mut rng = VectorRng::new(b"lossless");
+    // The fingerprints (5,200 SHA-512 iterations each) dominate the cost, so
+    // the pairs are split over the available cores.
+    const PAIRS: usize = 1000;
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            scope.spawn(move || {
+                for n in (t..PAIRS).step_by(threads) {
+                    check_pair_lossless(n);
+                }
+            });
+        }
+    });
+}
+
+fn check_pair_lossless(n: usize) {
+    let mut rng = VectorRng::new(format!("lossless-{n}").as_bytes());
     let (ma, mb) = (member("alice"), member("bob"));
-    for n in 0..1000 {
-        let a = Fingerprint::compute(&ma, IdentityKeyPair::generate_with_rng(&mut rng).public());
-        let b = Fingerprint::compute(&mb, IdentityKeyPair::generate_with_rng(&mut rng).public());
-        let image = KeyImage::pair(&a, &b);
-        assert_eq!(image.blocks(), &expected_blocks(&a, &b));
-        let mut decoded = vec![
-            KeyImage::decode_svg(&image.render_svg()).unwrap(),
-            KeyImage::decode_terminal(&image.render_terminal(TerminalMode::TrueColor)).unwrap(),
-            KeyImage::decode_terminal(&image.render_terminal(TerminalMode::Plain)).unwrap(),
-        ];
-        #[cfg(feature = "png")]
-        {
-            let scale = [1, 2, 3][n % 3];
-            let small = image.render_png(scale).unwrap();
-            decoded.push(KeyImage::decode_png(&small).unwrap());
-            decoded.push(
-                KeyImage::decode_png(&image.render_png(7 + (n % 2) as u32).unwrap()).unwrap(),
-            );
-            decoded.push(KeyImage::decode_png(&greyscale_copy(&small)).unwrap());
-        }
-        for d in decoded {
-            assert_eq!(d.kind(), ImageKind::Pair);
-            assert_eq!(d.blocks(), &expected_blocks(&a, &b), "pair {n}");
-        }
+    let a = Fingerprint::compute(&ma, IdentityKeyPair::generate_with_rng(&mut rng).public());
+    let b = Fingerprint::compute(&mb, IdentityKeyPair::generate_with_rng(&mut rng).public());
+    let image = KeyImage::pair(&a, &b);
+    assert_eq!(image.blocks(), &expected_blocks(&a, &b));
+    let mut decoded = vec![
+        KeyImage::decode_svg(&image.render_svg()).unwrap(),
+        KeyImage::decode_terminal(&image.render_terminal(TerminalMode::TrueColor)).unwrap(),
+        KeyImage::decode_terminal(&image.render_terminal(TerminalMode::Plain)).unwrap(),
+    ];
+    #[cfg(feature = "png")]
+    {
+        // Two scales per pair (one small, one large), and a greyscale copy.
+        let small = image.render_png([1, 2, 3][n % 3]).unwrap();
+        let large = image.render_png(7 + (n % 2) as u32).unwrap();
+        decoded.push(KeyImage::decode_png(&small).unwrap());
+        decoded.push(KeyImage::decode_png(&large).unwrap());
+        decoded.push(KeyImage::decode_png(&greyscale_copy(&large)).unwrap());
+    }
+    for d in decoded {
+        assert_eq!(d.kind(), ImageKind::Pair);
+        assert_eq!(d.blocks(), &expected_blocks(&a, &b), "pair {n}");
     }
 }
 

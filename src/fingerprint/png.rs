@@ -21,7 +21,7 @@ impl KeyImage {
         let mut enc = ::png::Encoder::new(&mut out, width, height);
         enc.set_color(::png::ColorType::Rgb);
         enc.set_depth(::png::BitDepth::Eight);
-        enc.set_compression(::png::Compression::High);
+        enc.set_compression(::png::Compression::Balanced);
         let mut w = enc.write_header().map_err(|_| Error::LimitExceeded)?;
         w.write_image_data(&pixels)
             .map_err(|_| Error::LimitExceeded)?;
