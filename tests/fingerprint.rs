@@ -2,6 +2,8 @@
 //! locality and avalanche, palette distinguishability, scannable payload,
 //! and the known-answer vectors in `tests/vectors/fingerprint.json`.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
+
 use proptest::prelude::*;
 use secret_chat::fingerprint::PAYLOAD_LEN;
 use secret_chat::labels::KEY_IMAGE_PALETTE;
