@@ -82,6 +82,7 @@ fn check_pair_lossless(n: usize) {
     let b = Fingerprint::compute(&mb, IdentityKeyPair::generate_with_rng(&mut rng).public());
     let image = KeyImage::pair(&a, &b);
     assert_eq!(image.blocks(), &expected_blocks(&a, &b));
+    #[cfg_attr(not(feature = "png"), allow(unused_mut))]
     let mut decoded = vec![
         KeyImage::decode_svg(&image.render_svg()).unwrap(),
         KeyImage::decode_terminal(&image.render_terminal(TerminalMode::TrueColor)).unwrap(),
