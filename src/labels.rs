@@ -58,8 +58,10 @@ pub const FINGERPRINT_ITERATIONS: u32 = 5200;
 ///
 /// Chosen so every pair stays apart for people with protanopia,
 /// deuteranopia or tritanopia and in greyscale: the CIELAB lightness of the
-/// four is about 0, 47, 72 and 100, so even a greyscale print keeps them in
-/// order. The test `palette_is_distinguishable` checks the figures.
+/// four is about 0, 46, 71 and 100, so even a greyscale print keeps them in
+/// order. The test `fingerprint_palette_is_distinguishable` (in
+/// `tests/fingerprint.rs`) checks the figures, also under simulated colour
+/// blindness; `docs/PROTOCOL.md` lists them.
 pub const KEY_IMAGE_PALETTE: [[u8; 3]; 4] = [
     [0x00, 0x00, 0x00],
     [0x00, 0x72, 0xB2],

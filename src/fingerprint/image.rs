@@ -207,6 +207,7 @@ pub(crate) enum Sample {
     /// Full colour.
     Rgb([u8; 3]),
     /// Greyscale (a greyscale copy of the picture).
+    #[cfg_attr(not(feature = "png"), allow(dead_code))]
     Grey(u8),
 }
 

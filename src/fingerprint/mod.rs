@@ -372,7 +372,7 @@ pub struct RoomDigest([u8; ROOM_DIGEST_LEN]);
 ///
 /// # Errors
 /// [`Error::LimitExceeded`] for no members or more than
-/// [`MAX_MEMBERS`](crate::limits::MAX_MEMBERS).
+/// [`MAX_MEMBERS`].
 pub fn room_digest(members: &[(MemberId, PublicIdentity)]) -> Result<RoomDigest, Error> {
     let fingerprints: Vec<Fingerprint> = members
         .iter()

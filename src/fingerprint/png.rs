@@ -2,7 +2,9 @@
 //!
 //! The PNG is the unit grid at `scale` pixels per unit (19·scale by
 //! 10·scale, 8-bit RGB). A mark unit is a triangle: pixel `(i, j)` inside
-//! it is mark-coloured when `i + j < scale`, frame-coloured otherwise.
+//! it is mark-coloured when `i + j < scale`, frame-coloured otherwise. From
+//! a scale of 8 up, each cell has a `scale / 12` px grid line of frame colour
+//! around it (half on each side), which never reaches a cell's centre.
 
 use super::image::{KeyImage, Sample, UNITS_H, UNITS_W, Unit, is_mark, nearest_cell, unit_rgb};
 use crate::error::{DecodeError, Error};
@@ -21,7 +23,7 @@ impl KeyImage {
         let mut enc = ::png::Encoder::new(&mut out, width, height);
         enc.set_color(::png::ColorType::Rgb);
         enc.set_depth(::png::BitDepth::Eight);
-        enc.set_compression(::png::Compression::High);
+        enc.set_compression(::png::Compression::Balanced);
         let mut w = enc.write_header().map_err(|_| Error::LimitExceeded)?;
         w.write_image_data(&pixels)
             .map_err(|_| Error::LimitExceeded)?;
@@ -36,6 +38,11 @@ impl KeyImage {
         }
         let s = scale as usize;
         let (w, h) = (UNITS_W * s, UNITS_H * s);
+        // Grid lines between cells (from 8 px cells up), so cells are easy
+        // to count: `gutter` px of frame colour split over both sides.
+        let gutter = if s >= 8 { s / 12 } else { 0 };
+        let (lo, hi) = (gutter / 2, s - (gutter - gutter / 2));
+        let in_gutter = |i: usize| i < lo || i >= hi;
         let mut px = Vec::with_capacity(w * h * 3);
         for py in 0..h {
             for pxl in 0..w {
@@ -43,6 +50,7 @@ impl KeyImage {
                 let u = self.unit(x, y);
                 let colour = match u {
                     Unit::Mark if i + j >= s => unit_rgb(Unit::Frame),
+                    Unit::Cell(_) if in_gutter(i) || in_gutter(j) => unit_rgb(Unit::Frame),
                     u => unit_rgb(u),
                 };
                 px.extend_from_slice(&colour);

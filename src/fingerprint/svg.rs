@@ -1,7 +1,8 @@
 //! SVG rendering of a [`KeyImage`] (no dependency) and its decoder.
 //!
 //! The SVG's user space is the unit grid (`viewBox="0 0 19 10"`): one grey
-//! `<rect>` for the frame, one 1x1 `<rect>` per cell, and a triangle `<path>`
+//! `<rect>` for the frame, one 1x1 `<rect>` per cell (in a group stroked in
+//! the frame colour, which draws thin grid lines), and a triangle `<path>`
 //! (`M x y h1 l-1 1 z`) per orientation mark.
 
 use super::image::{KeyImage, UNITS_H, UNITS_W, Unit, is_mark_position, unit_rgb};
@@ -31,6 +32,11 @@ impl KeyImage {
             "<rect x=\"0\" y=\"0\" width=\"{UNITS_W}\" height=\"{UNITS_H}\" fill=\"{}\"/>",
             hex(unit_rgb(Unit::Frame))
         );
+        let _ = writeln!(
+            s,
+            "<g stroke=\"{}\" stroke-width=\"0.08\">",
+            hex(unit_rgb(Unit::Frame))
+        );
         for y in 0..UNITS_H {
             for x in 0..UNITS_W {
                 match self.unit(x, y) {
@@ -52,7 +58,7 @@ impl KeyImage {
                 }
             }
         }
-        s.push_str("</svg>\n");
+        s.push_str("</g>\n</svg>\n");
         s
     }
 

@@ -58,6 +58,7 @@ impl KeyImage {
                         let vertical = x == 0 || x == 9 || x == UNITS_W - 1;
                         let horizontal = y == 0 || y == UNITS_H - 1;
                         match (vertical, horizontal) {
+                            (true, true) if x == UNITS_W - 1 => "-+",
                             (true, true) => "+-",
                             (false, true) => "--",
                             _ => "||",
