@@ -7,6 +7,8 @@
 //! independent implementation of the documented layout (raw `hpke` and
 //! `ed25519-dalek` calls, no crate internals).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use secret_chat::testing::{VectorRng, shared_sender_key};
 use secret_chat::{
@@ -28,7 +30,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0);
+    assert!(s.len().is_multiple_of(2));
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
