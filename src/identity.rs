@@ -43,7 +43,7 @@ pub(crate) const IDENTITY_SECRET_LEN: usize = 64;
 ///
 /// Zeroized on drop; `Debug` shows only the public id; equality is constant
 /// time. Not `Clone`: one device, one copy (use the encrypted
-/// [`storage`](crate::storage) to persist it).
+/// `storage` module to persist it).
 ///
 /// ```
 /// use secret_chat::IdentityKeyPair;
@@ -164,7 +164,7 @@ impl ZeroizeOnDrop for IdentityKeyPair {}
 /// SHA-256(`"secret-chat/v1/identity-id"` || encoded identity).
 ///
 /// Used to name senders and recipients inside key shares. It is not a
-/// security fingerprint (see [`fingerprint`](crate::fingerprint) for that).
+/// security fingerprint (see the `fingerprint` module for that).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdentityId(pub(crate) [u8; IDENTITY_ID_LEN]);
 

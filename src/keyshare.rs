@@ -289,7 +289,7 @@ pub fn seal_shares(
 /// Draws 32 bytes from `rng` per recipient, in order: the HPKE ephemeral
 /// key is `DeriveKeyPair` (RFC 9180, section 7.1.3) of those bytes.
 /// Fails with [`Error::LimitExceeded`] for more than
-/// [`MAX_MEMBERS`](crate::limits::MAX_MEMBERS) recipients.
+/// [`MAX_MEMBERS`] recipients.
 pub fn seal_shares_with_rng<R: CryptoRng + ?Sized>(
     sender: &IdentityKeyPair,
     room: &RoomId,
@@ -468,4 +468,550 @@ fn hpke_open(
     ctx.open(ciphertext, aad)
         .map(Zeroizing::new)
         .map_err(|_| Error::Tampered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{VectorRng, shared_sender_key};
+    use proptest::prelude::*;
+
+    fn ident(seed: &str) -> IdentityKeyPair {
+        IdentityKeyPair::generate_with_rng(&mut VectorRng::new(seed.as_bytes()))
+    }
+
+    fn room(name: &[u8]) -> RoomId {
+        RoomId::new(name).unwrap()
+    }
+
+    fn signing_public() -> [u8; 32] {
+        ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+            .verifying_key()
+            .to_bytes()
+    }
+
+    fn signed_key() -> SharedSenderKey {
+        shared_sender_key(
+            [1; 16],
+            SenderKeyMode::Signed,
+            42,
+            &[2; 32],
+            Some(&signing_public()),
+        )
+        .unwrap()
+    }
+
+    fn pairwise_key() -> SharedSenderKey {
+        shared_sender_key([3; 16], SenderKeyMode::Pairwise, 0, &[4; 32], None).unwrap()
+    }
+
+    struct Fixture {
+        alice: IdentityKeyPair,
+        bob: IdentityKeyPair,
+        carol: IdentityKeyPair,
+        mallory: IdentityKeyPair,
+        room: RoomId,
+    }
+
+    fn fixture() -> Fixture {
+        Fixture {
+            alice: ident("alice"),
+            bob: ident("bob"),
+            carol: ident("carol"),
+            mallory: ident("mallory"),
+            room: room(b"room-1"),
+        }
+    }
+
+    fn header(room: &RoomId, epoch: u32, sender: &IdentityId, recipient: &IdentityId) -> Vec<u8> {
+        let mut w = Writer::default();
+        write_header_start(&mut w, room, epoch, sender);
+        w.bytes(recipient.as_bytes());
+        w.into_vec()
+    }
+
+    fn info(
+        room: &RoomId,
+        epoch: u32,
+        sender: &PublicIdentity,
+        recipient: &PublicIdentity,
+    ) -> Vec<u8> {
+        let mut i = info_prefix(room, epoch, sender);
+        i.extend_from_slice(recipient.as_bytes());
+        i
+    }
+
+    fn raw_seal(
+        recipient: &PublicIdentity,
+        info: &[u8],
+        aad: &[u8],
+        pt: &[u8],
+    ) -> ([u8; 32], Vec<u8>) {
+        let pk = <Kem as KemTrait>::PublicKey::from_bytes(recipient.dh_key().as_bytes()).unwrap();
+        let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
+            &OpModeS::Base,
+            &pk,
+            info,
+            pt,
+            aad,
+            &mut VectorRng::new(b"raw"),
+        )
+        .unwrap();
+        let mut e = [0u8; 32];
+        enc.write_exact(&mut e);
+        (e, ct)
+    }
+
+    /// Assembles and signs a share from raw parts, as an attacker (or a buggy
+    /// sender) holding `signer` could.
+    fn assemble(signer: &IdentityKeyPair, header: &[u8], enc: &[u8; 32], ct: &[u8]) -> Vec<u8> {
+        let mut m = labels::KEY_SHARE_SIGNATURE.to_vec();
+        m.extend_from_slice(header);
+        m.extend_from_slice(enc);
+        m.extend_from_slice(&u16::try_from(ct.len()).unwrap().to_be_bytes());
+        m.extend_from_slice(ct);
+        let sig = signer.sign(&m).to_bytes();
+        m.drain(..labels::KEY_SHARE_SIGNATURE.len());
+        m.extend_from_slice(&sig);
+        m
+    }
+
+    fn share_to_bob(f: &Fixture, key: &SharedSenderKey) -> Vec<u8> {
+        let shares = seal_shares_with_rng(
+            &f.alice,
+            &f.room,
+            7,
+            key,
+            &[f.bob.public()],
+            &mut VectorRng::new(b"seal"),
+        )
+        .unwrap();
+        shares[0].to_bytes()
+    }
+
+    #[test]
+    fn round_trip_signed_and_pairwise_to_many() {
+        let f = fixture();
+        for key in [signed_key(), pairwise_key()] {
+            let recipients = [f.bob.public(), f.carol.public()];
+            let shares = seal_shares_with_rng(
+                &f.alice,
+                &f.room,
+                7,
+                &key,
+                &recipients,
+                &mut VectorRng::new(b"x"),
+            )
+            .unwrap();
+            assert_eq!(shares.len(), 2);
+            for (share, me) in shares.iter().zip([&f.bob, &f.carol]) {
+                assert_eq!(share.recipient(), me.id());
+                assert_eq!(share.sender(), f.alice.id());
+                assert_eq!(share.room(), &f.room);
+                assert_eq!(share.epoch(), 7);
+                let bytes = share.to_bytes();
+                let parsed = KeyShare::from_bytes(&bytes).unwrap();
+                assert_eq!(&parsed, share);
+                assert_eq!(parsed.as_bytes(), &bytes[..]);
+                let opened = parsed.open(me, f.alice.public(), &f.room, 7).unwrap();
+                assert!(opened == key);
+                assert_eq!(opened.signing_public, key.signing_public);
+                assert_eq!(opened.chain_key.0, key.chain_key.0);
+            }
+        }
+        // Pinned sizes: 1+1+1+6+4+16+16 header, 32 enc, 2+101 or 2+69, 64.
+        assert_eq!(share_to_bob(&f, &signed_key()).len(), 45 + 32 + 103 + 64);
+        assert_eq!(share_to_bob(&f, &pairwise_key()).len(), 45 + 32 + 71 + 64);
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let f = fixture();
+        let key = signed_key();
+        let share = KeyShare::from_bytes(&share_to_bob(&f, &key)).unwrap();
+        let s = format!("{share:?}");
+        assert!(s.starts_with("KeyShare { room: RoomId(room-1), epoch: 7, sender: IdentityId("));
+        assert!(s.ends_with(", .. }"));
+        let opened = share.open(&f.bob, f.alice.public(), &f.room, 7).unwrap();
+        let d = format!("{opened:?}");
+        assert!(!d.contains("0202"), "{d}");
+        assert!(d.ends_with(".. }"));
+    }
+
+    #[test]
+    fn rejects_share_for_another_recipient() {
+        let f = fixture();
+        let shares = seal_shares_with_rng(
+            &f.alice,
+            &f.room,
+            7,
+            &signed_key(),
+            &[f.carol.public()],
+            &mut VectorRng::new(b"s"),
+        )
+        .unwrap();
+        assert_eq!(
+            shares[0].open(&f.bob, f.alice.public(), &f.room, 7),
+            Err(Error::NotForMe)
+        );
+    }
+
+    #[test]
+    fn rejects_share_replayed_into_another_room_or_epoch() {
+        let f = fixture();
+        let bytes = share_to_bob(&f, &signed_key());
+        let other = room(b"room-2");
+        for (r, e) in [(&other, 7), (&f.room, 8), (&f.room, 6)] {
+            assert_eq!(
+                open_share(&bytes, &f.bob, f.alice.public(), r, e),
+                Err(Error::NotForMe)
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_share_from_anyone_but_the_pinned_sender() {
+        let f = fixture();
+        // Carol, a real member, makes a genuine share: it is not Alice's.
+        let shares = seal_shares_with_rng(
+            &f.carol,
+            &f.room,
+            7,
+            &signed_key(),
+            &[f.bob.public()],
+            &mut VectorRng::new(b"s"),
+        )
+        .unwrap();
+        assert_eq!(
+            shares[0].open(&f.bob, f.alice.public(), &f.room, 7),
+            Err(Error::BadSignature)
+        );
+    }
+
+    #[test]
+    fn rejects_rewrapped_share_signed_by_the_relay() {
+        // The seed product's attack: the relay wraps its own chain key to Bob
+        // under Alice's name (header and info say Alice) and signs it with
+        // its own (valid) identity key.
+        let f = fixture();
+        let h = header(&f.room, 7, &f.alice.id(), &f.bob.id());
+        let i = info(&f.room, 7, f.alice.public(), f.bob.public());
+        let pt = encode_plaintext(&pairwise_key()).unwrap();
+        let (enc, ct) = raw_seal(f.bob.public(), &i, &h, &pt);
+        let forged = assemble(&f.mallory, &h, &enc, &ct);
+        assert_eq!(
+            open_share(&forged, &f.bob, f.alice.public(), &f.room, 7),
+            Err(Error::BadSignature)
+        );
+        // Signed with Alice's key the same bytes open: the signature check is
+        // the only thing standing in the way.
+        let genuine = assemble(&f.alice, &h, &enc, &ct);
+        assert!(open_share(&genuine, &f.bob, f.alice.public(), &f.room, 7).is_ok());
+    }
+
+    #[test]
+    fn rejects_header_naming_another_sender() {
+        // Signed by the pinned sender and encrypted under her info, but the
+        // header names Carol: refused on the sender-id check alone.
+        let f = fixture();
+        let h = header(&f.room, 7, &f.carol.id(), &f.bob.id());
+        let i = info(&f.room, 7, f.alice.public(), f.bob.public());
+        let pt = encode_plaintext(&pairwise_key()).unwrap();
+        let (enc, ct) = raw_seal(f.bob.public(), &i, &h, &pt);
+        let share = assemble(&f.alice, &h, &enc, &ct);
+        assert_eq!(
+            open_share(&share, &f.bob, f.alice.public(), &f.room, 7),
+            Err(Error::BadSignature)
+        );
+    }
+
+    #[test]
+    fn rejects_info_binding_mismatch() {
+        // A share signed by Alice whose HPKE info names Mallory as recipient
+        // identity (a relay-substituted key with Bob's id): decryption fails.
+        let f = fixture();
+        let h = header(&f.room, 7, &f.alice.id(), &f.bob.id());
+        let i = info(&f.room, 7, f.alice.public(), f.mallory.public());
+        let pt = encode_plaintext(&pairwise_key()).unwrap();
+        let (enc, ct) = raw_seal(f.bob.public(), &i, &h, &pt);
+        let share = assemble(&f.alice, &h, &enc, &ct);
+        assert_eq!(
+            open_share(&share, &f.bob, f.alice.public(), &f.room, 7),
+            Err(Error::Tampered)
+        );
+    }
+
+    const LOW_ORDER: [&str; 5] = [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ];
+
+    fn unhex32(s: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (o, i) in out.iter_mut().zip((0..64).step_by(2)) {
+            *o = u8::from_str_radix(&s[i..i + 2], 16).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn rejects_low_order_encapsulated_key_even_when_signed() {
+        let f = fixture();
+        let good = KeyShare::from_bytes(&share_to_bob(&f, &signed_key())).unwrap();
+        let h = good.as_bytes()[..good.header_len].to_vec();
+        for hex in LOW_ORDER {
+            let enc = unhex32(hex);
+            assert_eq!(
+                identity::parse_x25519_public(&enc).unwrap_err(),
+                Error::WeakKey
+            );
+            let share = assemble(&f.alice, &h, &enc, &good.ciphertext);
+            assert_eq!(
+                open_share(&share, &f.bob, f.alice.public(), &f.room, 7),
+                Err(Error::WeakKey),
+                "{hex}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_non_canonical_encapsulated_key() {
+        let f = fixture();
+        let good = KeyShare::from_bytes(&share_to_bob(&f, &signed_key())).unwrap();
+        let h = good.as_bytes()[..good.header_len].to_vec();
+        let mut enc = good.enc;
+        enc[31] |= 0x80;
+        let share = assemble(&f.alice, &h, &enc, &good.ciphertext);
+        assert_eq!(
+            KeyShare::from_bytes(&share),
+            Err(Error::Malformed(DecodeError::InvalidValue))
+        );
+    }
+
+    #[test]
+    fn rejects_tampered_ciphertext_resigned_by_the_real_sender() {
+        let f = fixture();
+        let good = KeyShare::from_bytes(&share_to_bob(&f, &signed_key())).unwrap();
+        let h = good.as_bytes()[..good.header_len].to_vec();
+        for i in [0, 40, good.ciphertext.len() - 1] {
+            let mut ct = good.ciphertext.clone();
+            ct[i] ^= 1;
+            let share = assemble(&f.alice, &h, &good.enc, &ct);
+            assert_eq!(
+                open_share(&share, &f.bob, f.alice.public(), &f.room, 7),
+                Err(Error::Tampered)
+            );
+        }
+        // The same for a changed enc (another valid point).
+        let enc = *f.carol.public().dh_key().as_bytes();
+        let share = assemble(&f.alice, &h, &enc, &good.ciphertext);
+        assert_eq!(
+            open_share(&share, &f.bob, f.alice.public(), &f.room, 7),
+            Err(Error::Tampered)
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_plaintext_from_a_valid_sender() {
+        let f = fixture();
+        let h = header(&f.room, 7, &f.alice.id(), &f.bob.id());
+        let i = info(&f.room, 7, f.alice.public(), f.bob.public());
+        let signed = encode_plaintext(&signed_key()).unwrap();
+        let mut bad_mode = signed.to_vec();
+        bad_mode[0] = 3;
+        let mut mismatched = signed.to_vec();
+        mismatched[0] = SenderKeyMode::Pairwise.to_byte();
+        let mut weak = signed.to_vec();
+        weak[PLAINTEXT_PAIRWISE_LEN..].copy_from_slice(&[0; 32]); // identity point: small order
+        weak[PLAINTEXT_PAIRWISE_LEN] = 1;
+        for (pt, err) in [
+            (bad_mode, Error::Malformed(DecodeError::InvalidValue)),
+            (mismatched, Error::Malformed(DecodeError::TrailingBytes)),
+            (weak, Error::WeakKey),
+        ] {
+            let (enc, ct) = raw_seal(f.bob.public(), &i, &h, &pt);
+            let share = assemble(&f.alice, &h, &enc, &ct);
+            assert_eq!(
+                open_share(&share, &f.bob, f.alice.public(), &f.room, 7),
+                Err(err)
+            );
+        }
+    }
+
+    #[test]
+    fn parser_rejects_bad_structure() {
+        let f = fixture();
+        let good = share_to_bob(&f, &signed_key());
+        let mut v = good.clone();
+        v[0] = 2;
+        assert_eq!(
+            KeyShare::from_bytes(&v),
+            Err(Error::Malformed(DecodeError::UnsupportedVersion(2)))
+        );
+        let mut v = good.clone();
+        v[1] = 9;
+        assert_eq!(
+            KeyShare::from_bytes(&v),
+            Err(Error::Malformed(DecodeError::UnsupportedSuite(9)))
+        );
+        for rlen in [0, 65, 255] {
+            let mut v = good.clone();
+            v[2] = rlen;
+            assert_eq!(
+                KeyShare::from_bytes(&v),
+                Err(Error::Malformed(DecodeError::LengthLimit))
+            );
+        }
+        let mut long = good.clone();
+        long.push(0);
+        assert_eq!(
+            KeyShare::from_bytes(&long),
+            Err(Error::Malformed(DecodeError::TrailingBytes))
+        );
+        // A ciphertext length other than 69 or 101.
+        let h = header(&f.room, 7, &f.alice.id(), &f.bob.id());
+        let share = assemble(&f.alice, &h, &[9; 32], &[0; 70]);
+        assert_eq!(
+            KeyShare::from_bytes(&share),
+            Err(Error::Malformed(DecodeError::InvalidValue))
+        );
+        let share = assemble(&f.alice, &h, &[9; 32], &[0; 102]);
+        assert_eq!(
+            KeyShare::from_bytes(&share),
+            Err(Error::Malformed(DecodeError::LengthLimit))
+        );
+    }
+
+    #[test]
+    fn too_many_recipients_is_a_limit() {
+        let f = fixture();
+        let many = vec![f.bob.public(); MAX_MEMBERS + 1];
+        assert_eq!(
+            seal_shares(&f.alice, &f.room, 7, &signed_key(), &many).unwrap_err(),
+            Error::LimitExceeded
+        );
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// RFC 9180 (appendix A.6-style) vectors of our suite, base mode, run
+    /// through the module's own HPKE receiver path.
+    #[test]
+    fn rfc9180_vectors_through_the_open_path() {
+        let json: serde_json::Value = serde_json::from_str(include_str!(
+            "../tests/vectors/hpke-x25519-sha256-aes256gcm-base.json"
+        ))
+        .unwrap();
+        let mut opened = 0;
+        for v in json["vectors"].as_array().unwrap() {
+            assert_eq!(v["mode"], 0);
+            assert_eq!(
+                (
+                    v["kem_id"].as_u64(),
+                    v["kdf_id"].as_u64(),
+                    v["aead_id"].as_u64()
+                ),
+                (Some(32), Some(1), Some(2))
+            );
+            let sk: [u8; 32] = unhex(v["skRm"].as_str().unwrap()).try_into().unwrap();
+            let enc: [u8; 32] = unhex(v["pkEm"].as_str().unwrap()).try_into().unwrap();
+            let info = unhex(v["info"].as_str().unwrap());
+            let encs = v["encryptions"].as_array().unwrap();
+            // Sequence number 0: the single-shot open every key share uses.
+            let first = &encs[0];
+            let pt = hpke_open(
+                &sk,
+                &enc,
+                &info,
+                &unhex(first["aad"].as_str().unwrap()),
+                &unhex(first["ct"].as_str().unwrap()),
+            )
+            .unwrap();
+            assert_eq!(&pt[..], &unhex(first["pt"].as_str().unwrap())[..]);
+            // And a flipped bit fails.
+            let mut ct = unhex(first["ct"].as_str().unwrap());
+            ct[0] ^= 1;
+            assert_eq!(
+                hpke_open(
+                    &sk,
+                    &enc,
+                    &info,
+                    &unhex(first["aad"].as_str().unwrap()),
+                    &ct
+                )
+                .unwrap_err(),
+                Error::Tampered
+            );
+            // Later sequence numbers through the same receiver context.
+            let mut ctx = hpke_receiver(&sk, &enc, &info).unwrap();
+            for e in encs {
+                let pt = ctx
+                    .open(
+                        &unhex(e["ct"].as_str().unwrap()),
+                        &unhex(e["aad"].as_str().unwrap()),
+                    )
+                    .unwrap();
+                assert_eq!(pt, unhex(e["pt"].as_str().unwrap()));
+                opened += 1;
+            }
+        }
+        assert!(opened >= 257);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        #[test]
+        fn prop_round_trip(seed in any::<[u8; 16]>(), epoch in any::<u32>(), index in any::<u32>(),
+                           chain in any::<[u8; 32]>(), signed in any::<bool>(),
+                           room_bytes in proptest::collection::vec(any::<u8>(), 1..=MAX_ROOM_ID_LEN)) {
+            let f = fixture();
+            let r = RoomId::new(&room_bytes).unwrap();
+            let key = if signed {
+                shared_sender_key(seed, SenderKeyMode::Signed, index, &chain, Some(&signing_public())).unwrap()
+            } else {
+                shared_sender_key(seed, SenderKeyMode::Pairwise, index, &chain, None).unwrap()
+            };
+            let shares = seal_shares_with_rng(&f.alice, &r, epoch, &key, &[f.bob.public()], &mut VectorRng::new(&seed)).unwrap();
+            let bytes = shares[0].to_bytes();
+            let parsed = KeyShare::from_bytes(&bytes).unwrap();
+            prop_assert_eq!(parsed.to_bytes(), bytes.clone());
+            let opened = open_share(&bytes, &f.bob, f.alice.public(), &r, epoch).unwrap();
+            prop_assert!(opened == key);
+        }
+
+        #[test]
+        fn prop_every_bit_flip_and_truncation_rejected(seed in any::<[u8; 8]>(), signed in any::<bool>()) {
+            let f = fixture();
+            let key = if signed { signed_key() } else { pairwise_key() };
+            let shares = seal_shares_with_rng(&f.alice, &f.room, 7, &key, &[f.bob.public()], &mut VectorRng::new(&seed)).unwrap();
+            let bytes = shares[0].to_bytes();
+            for i in 0..bytes.len() * 8 {
+                let mut b = bytes.clone();
+                b[i / 8] ^= 1 << (i % 8);
+                let r = open_share(&b, &f.bob, f.alice.public(), &f.room, 7);
+                prop_assert!(r.is_err(), "bit {} accepted", i);
+            }
+            for n in 0..bytes.len() {
+                prop_assert!(open_share(&bytes[..n], &f.bob, f.alice.public(), &f.room, 7).is_err());
+            }
+        }
+
+        #[test]
+        fn prop_arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let f = fixture();
+            if let Ok(share) = KeyShare::from_bytes(&bytes) {
+                prop_assert_eq!(share.to_bytes(), bytes);
+                prop_assert!(share.open(&f.bob, f.alice.public(), &f.room, 7).is_err());
+            }
+        }
+    }
 }
