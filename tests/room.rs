@@ -1,6 +1,11 @@
 //! Room scenarios: 1:1 and groups, membership changes, rotation, pinning,
 //! and the attacks of the threat model.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::needless_range_loop)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 
 use secret_chat::room::{OutgoingShare, RotationPolicy};
 use secret_chat::testing::VectorRng;
