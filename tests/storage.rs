@@ -259,6 +259,9 @@ fn small_room() -> (World, Vec<u8>) {
     (w, blob)
 }
 
+/// Imports a blob, discarding the value.
+type Importer<'a> = dyn Fn(&[u8]) -> Result<(), Error> + 'a;
+
 fn expected_damage(blob: &[u8], damaged: &[u8]) -> Error {
     match damaged {
         [] | [_] => Error::Malformed(DecodeError::Truncated),
@@ -280,8 +283,7 @@ fn every_bit_flip_and_truncation_is_a_typed_error() {
     assert_eq!(id_blob.len(), ENVELOPE_OVERHEAD + 64);
     let import_room = |b: &[u8]| Room::import(b, &key).map(|_| ());
     let import_id = |b: &[u8]| IdentityKeyPair::import(b, &key).map(|_| ());
-    let cases: [(&[u8], &dyn Fn(&[u8]) -> Result<(), Error>); 2] =
-        [(&room_blob, &import_room), (&id_blob, &import_id)];
+    let cases: [(&[u8], &Importer<'_>); 2] = [(&room_blob, &import_room), (&id_blob, &import_id)];
     for (blob, import) in cases {
         assert_eq!(import(blob), Ok(()));
         for i in 0..blob.len() {
