@@ -162,7 +162,7 @@ impl ZeroizeOnDrop for IdentityKeyPair {}
 /// SHA-256(`"secret-chat/v1/identity-id"` || encoded identity).
 ///
 /// Used to name senders and recipients inside key shares. It is not a
-/// security fingerprint (see [`fingerprint`](crate::fingerprint) for that).
+/// security fingerprint (see the `fingerprint` module for that).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdentityId(pub(crate) [u8; IDENTITY_ID_LEN]);
 

@@ -289,7 +289,7 @@ pub fn seal_shares(
 /// Draws 32 bytes from `rng` per recipient, in order: the HPKE ephemeral
 /// key is `DeriveKeyPair` (RFC 9180, section 7.1.3) of those bytes.
 /// Fails with [`Error::LimitExceeded`] for more than
-/// [`MAX_MEMBERS`](crate::limits::MAX_MEMBERS) recipients.
+/// [`MAX_MEMBERS`] recipients.
 pub fn seal_shares_with_rng<R: CryptoRng + ?Sized>(
     sender: &IdentityKeyPair,
     room: &RoomId,

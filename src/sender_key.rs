@@ -313,7 +313,7 @@ impl OutboundSenderKey {
     /// and erases the used chain key.
     ///
     /// Fails with [`Error::LimitExceeded`] above
-    /// [`MAX_PLAINTEXT_LEN`](crate::limits::MAX_PLAINTEXT_LEN) and with
+    /// [`MAX_PLAINTEXT_LEN`] and with
     /// [`Error::ChainExhausted`] after 2^32 - 1 messages; the state is then
     /// unchanged.
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {

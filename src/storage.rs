@@ -19,8 +19,8 @@
 //!  key = storage key, AAD = "secret-chat/v1/storage" || bytes 0..14 (the header)
 //! ```
 //!
-//! `kind` is [`STORAGE_KIND_IDENTITY`](crate::labels::STORAGE_KIND_IDENTITY)
-//! or [`STORAGE_KIND_ROOM`](crate::labels::STORAGE_KIND_ROOM). The plaintext
+//! `kind` is [`STORAGE_KIND_IDENTITY`]
+//! or [`STORAGE_KIND_ROOM`]. The plaintext
 //! layouts are in `docs/PROTOCOL.md`, section 7. Import checks, in order: the
 //! version ([`DecodeError::UnsupportedVersion`]), the kind
 //! ([`DecodeError::InvalidValue`]: unknown, or the other kind), the length
