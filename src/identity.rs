@@ -93,7 +93,6 @@ impl IdentityKeyPair {
 
     /// The 64 secret bytes (Ed25519 seed || X25519 secret), for the encrypted
     /// storage only.
-    #[allow(dead_code)] // TODO(keyshare, storage): remove once used
     pub(crate) fn to_secret_bytes(&self) -> Zeroizing<[u8; IDENTITY_SECRET_LEN]> {
         let mut out = Zeroizing::new([0u8; IDENTITY_SECRET_LEN]);
         out[..32].copy_from_slice(self.signing.as_bytes());
@@ -102,7 +101,6 @@ impl IdentityKeyPair {
     }
 
     /// Rebuilds an identity from [`to_secret_bytes`](Self::to_secret_bytes).
-    #[allow(dead_code)] // TODO(keyshare, storage): remove once used
     pub(crate) fn from_secret_bytes(secret: &[u8; IDENTITY_SECRET_LEN]) -> Self {
         Self::from_secret_array(secret)
     }
@@ -352,7 +350,7 @@ pub(crate) fn parse_x25519_public(bytes: &[u8; 32]) -> Result<XPublic, Error> {
 
 /// X25519 key agreement through the identity checks: the peer's key must
 /// parse ([`parse_x25519_public`]) and the result must be contributory.
-#[allow(dead_code)] // TODO(keyshare, storage): remove once used
+#[allow(dead_code)] // TODO(keyshare): remove once used
 pub(crate) fn x25519_agree(
     secret: &[u8; 32],
     peer: &[u8; 32],

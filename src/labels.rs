@@ -76,6 +76,15 @@ pub const KEY_IMAGE_MARK: [u8; 3] = [0x00, 0x00, 0x00];
 
 /// Associated-data label of the encrypted storage envelope.
 pub const STORAGE: &[u8] = b"secret-chat/v1/storage";
+/// Version byte that starts every storage envelope. Separate from
+/// [`PROTOCOL_VERSION`] because stored state migrates on its own schedule:
+/// a later release that changes a state layout bumps this and keeps a
+/// reader for the old value.
+pub const STORAGE_VERSION: u8 = 1;
+/// Kind byte of a storage envelope holding an [`IdentityKeyPair`](crate::IdentityKeyPair).
+pub const STORAGE_KIND_IDENTITY: u8 = 1;
+/// Kind byte of a storage envelope holding a [`Room`](crate::Room).
+pub const STORAGE_KIND_ROOM: u8 = 2;
 
 /// Public-key check: a clamped scalar used to multiply an X25519 public key
 /// during parsing; the result is all-zero exactly for low-order points.

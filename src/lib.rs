@@ -14,6 +14,7 @@ pub mod message;
 mod rng;
 pub mod room;
 pub mod sender_key;
+pub mod storage;
 pub mod testing;
 pub mod wire;
 
@@ -29,3 +30,4 @@ pub use labels::limits;
 pub use message::{Decrypted, Message};
 pub use room::{Outgoing, OutgoingShare, Received, Room, RotationPolicy};
 pub use sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode, SharedSenderKey};
+pub use storage::StorageKey;

@@ -40,14 +40,15 @@
 //! a bounded time ([`RotationPolicy::old_key_grace_secs`]) and count
 //! ([`MAX_RETIRED_KEYS`]).
 
-use crate::error::Error;
+use crate::error::{DecodeError, Error};
 use crate::fingerprint::{Fingerprint, PairVerification, RoomDigest, room_digest};
-use crate::identity::{IdentityKeyPair, PublicIdentity};
+use crate::identity::{IdentityKeyPair, PUBLIC_IDENTITY_LEN, PublicIdentity};
 use crate::ids::{MemberId, RoomId, SenderKeyId};
 use crate::keyshare::{KeyShare, seal_shares_with_rng};
-use crate::limits::MAX_MEMBERS;
+use crate::limits::{MAX_MEMBER_ID_LEN, MAX_MEMBERS};
 use crate::message::Message;
-use crate::sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode};
+use crate::sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode, read_room};
+use crate::wire::{Reader, Writer};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
@@ -168,6 +169,238 @@ impl fmt::Debug for Room {
             .field("epoch", &self.outbound.epoch())
             .finish_non_exhaustive()
     }
+}
+
+impl Room {
+    /// Length of [`encode_state`](Self::encode_state)'s output, so the
+    /// (secret) buffer is allocated once.
+    pub(crate) fn state_len(&self) -> usize {
+        let members: usize = self
+            .members
+            .iter()
+            .map(|(id, m)| {
+                2 + id.as_bytes().len()
+                    + PUBLIC_IDENTITY_LEN
+                    + 1
+                    + 4 * usize::from(m.last_epoch.is_some())
+            })
+            .sum();
+        let inbound: usize = self
+            .inbound
+            .values()
+            .map(|e| {
+                2 + e.member.as_bytes().len()
+                    + 1
+                    + 8 * usize::from(e.retired_at.is_some())
+                    + e.key.state_len()
+            })
+            .sum();
+        1 + self.id.as_bytes().len()
+            + 2
+            + self.me.as_bytes().len()
+            + 4
+            + 8
+            + 8
+            + 8
+            + 4
+            + members
+            + self.outbound.state_len()
+            + 4
+            + 16 * self.own_retired.len()
+            + 4
+            + inbound
+    }
+
+    /// Appends the complete state of the room, secrets included, for the
+    /// encrypted storage (layout in `docs/PROTOCOL.md`, section 7). Maps are
+    /// written in key order, so each state has one encoding.
+    pub(crate) fn encode_state(&self, w: &mut Writer) {
+        let id = self.id.as_bytes();
+        w.u8(u8::try_from(id.len()).unwrap_or(u8::MAX))
+            .bytes(id)
+            .vec16(self.me.as_bytes())
+            .u32(self.policy.max_messages)
+            .u64(self.policy.max_age_secs)
+            .u64(self.policy.old_key_grace_secs)
+            .u64(self.outbound_created_at)
+            .u32(count_u32(self.members.len()));
+        for (member, m) in &self.members {
+            w.vec16(member.as_bytes()).bytes(m.identity.as_bytes());
+            write_opt_u32(w, m.last_epoch);
+        }
+        self.outbound.encode_state(w);
+        w.u32(count_u32(self.own_retired.len()));
+        for id in &self.own_retired {
+            w.bytes(id.as_bytes());
+        }
+        w.u32(count_u32(self.inbound.len()));
+        for e in self.inbound.values() {
+            w.vec16(e.member.as_bytes());
+            write_opt_u64(w, e.retired_at);
+            e.key.encode_state(w);
+        }
+    }
+
+    /// Reads what [`encode_state`](Self::encode_state) wrote and checks every
+    /// invariant the room's operations keep: ids through their constructors,
+    /// identities through [`PublicIdentity::from_bytes`], maps strictly
+    /// sorted, every key bound to this room, every inbound key held for a
+    /// pinned member other than me with an epoch it accepted, at most one
+    /// current and [`MAX_RETIRED_KEYS`] retired keys per member. Nothing is
+    /// built unless everything holds.
+    pub(crate) fn decode_state(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let id = read_room(r)?;
+        let me = read_member(r)?;
+        let policy = RotationPolicy {
+            max_messages: r.u32()?,
+            max_age_secs: r.u64()?,
+            old_key_grace_secs: r.u64()?,
+        };
+        let outbound_created_at = r.u64()?;
+
+        let n = r.count32(MAX_MEMBERS, MEMBER_STATE_MIN_LEN)?;
+        if n < 2 {
+            return Err(DecodeError::InvalidValue);
+        }
+        let mut members: BTreeMap<MemberId, Member> = BTreeMap::new();
+        for _ in 0..n {
+            let member = read_member(r)?;
+            if members
+                .last_key_value()
+                .is_some_and(|(last, _)| member <= *last)
+            {
+                return Err(DecodeError::InvalidValue);
+            }
+            let identity =
+                PublicIdentity::from_bytes(r.bytes(PUBLIC_IDENTITY_LEN)?).map_err(|e| match e {
+                    Error::Malformed(d) => d,
+                    _ => DecodeError::InvalidValue,
+                })?;
+            let last_epoch = read_opt_u32(r)?;
+            members.insert(
+                member,
+                Member {
+                    identity,
+                    last_epoch,
+                },
+            );
+        }
+        if !members.contains_key(&me) {
+            return Err(DecodeError::InvalidValue);
+        }
+
+        let outbound = OutboundSenderKey::decode_state(r)?;
+        if *outbound.room() != id
+            || (outbound.mode() == SenderKeyMode::Pairwise && members.len() != 2)
+        {
+            return Err(DecodeError::InvalidValue);
+        }
+
+        let n = r.count32(OWN_KEY_HISTORY, 16)?;
+        let mut own_retired = Vec::with_capacity(n);
+        for _ in 0..n {
+            own_retired.push(SenderKeyId::from_bytes(r.array()?));
+        }
+
+        let n = r.count32(MAX_INBOUND_KEYS, INBOUND_STATE_MIN_LEN)?;
+        let mut inbound: BTreeMap<SenderKeyId, InboundEntry> = BTreeMap::new();
+        // Per member: (current keys, retired keys).
+        let mut held: BTreeMap<&MemberId, (usize, usize)> = BTreeMap::new();
+        for _ in 0..n {
+            let member = read_member(r)?;
+            let retired_at = read_opt_u64(r)?;
+            let key = InboundSenderKey::decode_state(r)?;
+            let key_id = key.id();
+            let (pinned_member, pinned) = members
+                .get_key_value(&member)
+                .ok_or(DecodeError::InvalidValue)?;
+            if member == me
+                || *key.room() != id
+                || pinned.last_epoch.is_none_or(|last| key.epoch() > last)
+                || inbound
+                    .last_key_value()
+                    .is_some_and(|(last, _)| key_id <= *last)
+            {
+                return Err(DecodeError::InvalidValue);
+            }
+            let count = held.entry(pinned_member).or_insert((0, 0));
+            if retired_at.is_some() {
+                count.1 += 1;
+            } else {
+                count.0 += 1;
+            }
+            if count.0 > 1 || count.1 > MAX_RETIRED_KEYS {
+                return Err(DecodeError::InvalidValue);
+            }
+            inbound.insert(
+                key_id,
+                InboundEntry {
+                    member,
+                    key,
+                    retired_at,
+                },
+            );
+        }
+        Ok(Self {
+            id,
+            me,
+            members,
+            policy,
+            outbound,
+            outbound_created_at,
+            own_retired,
+            inbound,
+        })
+    }
+}
+
+/// Shortest encoding of one pinned member in a room state: a one-byte member
+/// id, the identity, and an absent epoch.
+const MEMBER_STATE_MIN_LEN: usize = 2 + 1 + PUBLIC_IDENTITY_LEN + 1;
+/// Shortest encoding of one inbound sender key in a room state: a one-byte
+/// member id, an absent retirement time, and the shortest key state.
+const INBOUND_STATE_MIN_LEN: usize = 2 + 1 + 1 + (1 + 1 + 4 + 16 + 1 + 12 + 32 + 4);
+/// Most inbound sender keys a room can hold: one current and
+/// [`MAX_RETIRED_KEYS`] retired keys per member.
+const MAX_INBOUND_KEYS: usize = MAX_MEMBERS * (1 + MAX_RETIRED_KEYS);
+
+fn write_opt_u32(w: &mut Writer, v: Option<u32>) {
+    match v {
+        None => w.u8(0),
+        Some(v) => w.u8(1).u32(v),
+    };
+}
+
+fn write_opt_u64(w: &mut Writer, v: Option<u64>) {
+    match v {
+        None => w.u8(0),
+        Some(v) => w.u8(1).u64(v),
+    };
+}
+
+fn read_opt_u32(r: &mut Reader<'_>) -> Result<Option<u32>, DecodeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(r.u32()?)),
+        _ => Err(DecodeError::InvalidValue),
+    }
+}
+
+fn read_opt_u64(r: &mut Reader<'_>) -> Result<Option<u64>, DecodeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(r.u64()?)),
+        _ => Err(DecodeError::InvalidValue),
+    }
+}
+
+fn read_member(r: &mut Reader<'_>) -> Result<MemberId, DecodeError> {
+    MemberId::new(r.vec16(MAX_MEMBER_ID_LEN)?).map_err(|_| DecodeError::LengthLimit)
+}
+
+fn count_u32(n: usize) -> u32 {
+    // Every count written is bounded by a limit far below 2^32.
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn now_secs() -> u64 {

@@ -336,7 +336,15 @@ impl OutboundSenderKey {
         Ok(out)
     }
 
-    #[allow(dead_code)] // TODO(storage): remove once storage uses it
+    /// Length of [`encode_state`](Self::encode_state)'s output.
+    pub(crate) fn state_len(&self) -> usize {
+        let signing = if self.signing.is_some() { 32 } else { 0 };
+        1 + self.room.as_bytes().len() + 4 + 16 + 1 + 4 + 32 + signing
+    }
+
+    /// Appends the full state (secrets included) for the encrypted storage:
+    /// `room (u8 len) | epoch u32 | id (16) | mode u8 | index u32 |
+    /// chain key (32) | [Ed25519 seed (32), signed mode only]`.
     pub(crate) fn encode_state(&self, w: &mut Writer) {
         w.u8(self.room.as_bytes().len() as u8)
             .bytes(self.room.as_bytes())
@@ -350,7 +358,7 @@ impl OutboundSenderKey {
         }
     }
 
-    #[allow(dead_code)] // TODO(storage): remove once storage uses it
+    /// Reads what [`encode_state`](Self::encode_state) wrote.
     pub(crate) fn decode_state(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let room = read_room(r)?;
         let epoch = r.u32()?;
@@ -527,6 +535,30 @@ impl InboundSenderKey {
         Ok(Decrypted::new(plaintext, self.id, index))
     }
 
+    /// The room this key belongs to.
+    pub(crate) fn room(&self) -> &RoomId {
+        &self.room
+    }
+
+    /// Length of [`encode_state`](Self::encode_state)'s output.
+    pub(crate) fn state_len(&self) -> usize {
+        let signing = if self.signing_public.is_some() { 32 } else { 0 };
+        1 + self.room.as_bytes().len()
+            + 4
+            + 16
+            + 1
+            + signing
+            + 12
+            + 32
+            + 4
+            + self.skipped.len() * 36
+    }
+
+    /// Appends the full state (secrets included) for the encrypted storage:
+    /// `room (u8 len) | epoch u32 | id (16) | mode u8 | [Ed25519 public (32),
+    /// signed mode only] | first_index u32 | next_index u32 |
+    /// evicted_below u32 | chain key (32) | count u32 | count x (index u32,
+    /// seed (32))`, skipped indices strictly increasing.
     pub(crate) fn encode_state(&self, w: &mut Writer) {
         w.u8(self.room.as_bytes().len() as u8)
             .bytes(self.room.as_bytes())
@@ -546,7 +578,8 @@ impl InboundSenderKey {
         }
     }
 
-    #[allow(dead_code)] // TODO(storage): remove once storage uses it
+    /// Reads what [`encode_state`](Self::encode_state) wrote, checking the
+    /// index invariants and the order of the skipped keys.
     pub(crate) fn decode_state(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let room = read_room(r)?;
         let epoch = r.u32()?;
@@ -609,17 +642,17 @@ impl PartialEq for InboundSenderKey {
     /// Constant-time over the secret parts; used to check that a failed
     /// operation left the state untouched.
     fn eq(&self, other: &Self) -> bool {
-        let mut a = Writer::default();
-        let mut b = Writer::default();
+        let mut a = Writer::secret(self.state_len());
+        let mut b = Writer::secret(other.state_len());
         self.encode_state(&mut a);
         other.encode_state(&mut b);
-        let (a, b) = (Zeroizing::new(a.into_vec()), Zeroizing::new(b.into_vec()));
+        let (a, b) = (a.into_zeroizing(), b.into_zeroizing());
         a.len() == b.len() && bool::from(a.as_slice().ct_eq(b.as_slice()))
     }
 }
 
-#[allow(dead_code)] // TODO(storage): remove once storage uses it
-fn read_room(r: &mut Reader<'_>) -> Result<RoomId, DecodeError> {
+/// Reads a room id as the sender-key states encode it (`u8` length, bytes).
+pub(crate) fn read_room(r: &mut Reader<'_>) -> Result<RoomId, DecodeError> {
     let n = usize::from(r.u8()?);
     if n > MAX_ROOM_ID_LEN {
         return Err(DecodeError::LengthLimit);

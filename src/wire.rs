@@ -11,6 +11,8 @@
 
 use crate::error::DecodeError;
 use alloc::vec::Vec;
+use core::fmt;
+use zeroize::{Zeroize, Zeroizing};
 
 /// A cursor over untrusted bytes. Every method is total.
 #[derive(Debug)]
@@ -123,9 +125,15 @@ impl<'a> Reader<'a> {
 }
 
 /// An append-only encoder; the counterpart of [`Reader`].
-#[derive(Debug, Default)]
+///
+/// A writer made by [`secret`](Self::secret) holds secret bytes: when it
+/// outgrows its buffer it moves to a bigger one and zeroizes the old one
+/// itself (a plain `Vec` would free it with the secret still in it), and it
+/// zeroizes its buffer on drop. `Debug` never prints the bytes.
+#[derive(Default)]
 pub struct Writer {
     buf: Vec<u8>,
+    secret: bool,
 }
 
 impl Writer {
@@ -133,19 +141,48 @@ impl Writer {
     pub fn with_capacity(n: usize) -> Self {
         Self {
             buf: Vec::with_capacity(n),
+            secret: false,
         }
+    }
+
+    /// A writer for secret bytes with room for `n` bytes (see the type docs):
+    /// no copy of what it holds is left behind in freed memory. Take the
+    /// result with [`into_zeroizing`](Self::into_zeroizing).
+    pub fn secret(n: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(n),
+            secret: true,
+        }
+    }
+
+    /// Makes room for `extra` more bytes; a secret writer moves to a larger
+    /// buffer by hand so the old one can be zeroized before it is freed.
+    fn reserve(&mut self, extra: usize) {
+        let spare = self.buf.capacity().saturating_sub(self.buf.len());
+        if !self.secret || spare >= extra {
+            return;
+        }
+        let want = self
+            .buf
+            .len()
+            .saturating_add(extra)
+            .max(self.buf.capacity().saturating_mul(2));
+        let mut bigger = Vec::with_capacity(want);
+        bigger.extend_from_slice(&self.buf);
+        self.buf.zeroize();
+        self.buf = bigger;
     }
 
     /// Appends raw bytes.
     pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.reserve(b.len());
         self.buf.extend_from_slice(b);
         self
     }
 
     /// Appends one byte.
     pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.buf.push(v);
-        self
+        self.bytes(&[v])
     }
 
     /// Appends a big-endian `u16`.
@@ -198,8 +235,31 @@ impl Writer {
     }
 
     /// The encoded bytes.
-    pub fn into_vec(self) -> Vec<u8> {
-        self.buf
+    pub fn into_vec(mut self) -> Vec<u8> {
+        core::mem::take(&mut self.buf)
+    }
+
+    /// The encoded bytes, zeroized when dropped (for a [`secret`](Self::secret)
+    /// writer).
+    pub fn into_zeroizing(mut self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(core::mem::take(&mut self.buf))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.secret {
+            self.buf.zeroize();
+        }
+    }
+}
+
+impl fmt::Debug for Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer")
+            .field("len", &self.buf.len())
+            .field("secret", &self.secret)
+            .finish()
     }
 }
 
@@ -221,6 +281,21 @@ mod tests {
         assert_eq!(r.finish(), Err(DecodeError::TrailingBytes));
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff]);
         assert_eq!(r.count32(usize::MAX, 1), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn secret_writer_grows_and_keeps_its_bytes() {
+        let mut w = Writer::secret(1);
+        for i in 0..100u8 {
+            w.u8(i).u16(u16::from(i));
+        }
+        let out = w.into_zeroizing();
+        assert_eq!(out.len(), 300);
+        assert_eq!(out[3..6], [1, 0, 1]);
+        assert_eq!(
+            format!("{:?}", Writer::secret(4)),
+            "Writer { len: 0, secret: true }"
+        );
     }
 
     proptest! {

@@ -1,0 +1,388 @@
+//! State at rest: encrypted export and import of the device identity and of
+//! rooms.
+//!
+//! An app keeps a 32-byte [`StorageKey`] in its OS keystore and persists
+//! [`IdentityKeyPair::export`] and [`Room::export`] blobs wherever it likes;
+//! [`IdentityKeyPair::import`] and [`Room::import`] give back the exact
+//! state. A wrong key or any damage is an error, never a panic and never a
+//! half-imported value: import builds nothing until the blob has been
+//! authenticated and its whole content parsed and checked.
+//!
+//! # Envelope
+//!
+//! ```text
+//!  0         1        2                14                           len-16      len
+//!  +---------+--------+----------------+----------------------------+-----------+
+//!  | version | kind   | nonce (12)     | AES-256-GCM ciphertext     | tag (16)  |
+//!  | 0x01    | 1 or 2 | fresh, random  | of the state encoding      |           |
+//!  +---------+--------+----------------+----------------------------+-----------+
+//!  key = storage key, AAD = "secret-chat/v1/storage" || bytes 0..14 (the header)
+//! ```
+//!
+//! `kind` is [`STORAGE_KIND_IDENTITY`]
+//! or [`STORAGE_KIND_ROOM`]. The plaintext
+//! layouts are in `docs/PROTOCOL.md`, section 7. Import checks, in order: the
+//! version ([`DecodeError::UnsupportedVersion`]), the kind
+//! ([`DecodeError::InvalidValue`]: unknown, or the other kind), the length
+//! ([`DecodeError::Truncated`]), the tag ([`Error::StorageDecrypt`]: a wrong
+//! key, or any changed or missing byte), then the plaintext
+//! ([`Error::Malformed`]).
+//!
+//! Nonces are random: one storage key may seal up to 2^32 blobs before the
+//! chance of a repeated nonce reaches 2^-32. Every intermediate plaintext
+//! buffer is zeroized; the blob itself holds only ciphertext.
+
+use crate::error::{DecodeError, Error};
+use crate::identity::{IDENTITY_SECRET_LEN, IdentityKeyPair};
+use crate::labels::{STORAGE, STORAGE_KIND_IDENTITY, STORAGE_KIND_ROOM, STORAGE_VERSION};
+use crate::room::Room;
+use crate::wire::{Reader, Writer};
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes256Gcm, KeyInit};
+use alloc::vec::Vec;
+use core::fmt;
+use rand_core::CryptoRng;
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// Length of a [`StorageKey`].
+pub const STORAGE_KEY_LEN: usize = 32;
+/// Length of the envelope header: version, kind, nonce.
+pub const ENVELOPE_HEADER_LEN: usize = 1 + 1 + NONCE_LEN;
+/// Bytes an envelope adds to its plaintext: header and tag.
+pub const ENVELOPE_OVERHEAD: usize = ENVELOPE_HEADER_LEN + TAG_LEN;
+
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// The 32-byte AES-256-GCM key that encrypts state at rest. Keep it in the
+/// OS keystore, apart from the blobs it protects.
+///
+/// Zeroized on drop; `Debug` prints no byte; equality is constant time.
+///
+/// ```
+/// use secret_chat::storage::StorageKey;
+/// let key = StorageKey::generate();
+/// let again = StorageKey::from_bytes(*key.to_bytes());
+/// assert_eq!(key, again);
+/// assert_eq!(format!("{key:?}"), "StorageKey(..)");
+/// ```
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct StorageKey([u8; STORAGE_KEY_LEN]);
+
+impl StorageKey {
+    /// Wraps key bytes (read back from the keystore). The caller should
+    /// zeroize its own copy.
+    pub fn from_bytes(bytes: [u8; STORAGE_KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// A fresh key from the operating system's RNG.
+    pub fn generate() -> Self {
+        Self::generate_with_rng(&mut crate::rng::os_rng())
+    }
+
+    /// A fresh key from `rng` (draws 32 bytes).
+    pub fn generate_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut key = Self([0; STORAGE_KEY_LEN]);
+        rng.fill_bytes(&mut key.0);
+        key
+    }
+
+    /// The key bytes, to hand to the keystore.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; STORAGE_KEY_LEN]> {
+        Zeroizing::new(self.0)
+    }
+}
+
+impl fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StorageKey(..)")
+    }
+}
+
+impl ConstantTimeEq for StorageKey {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl PartialEq for StorageKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other).into()
+    }
+}
+
+impl Eq for StorageKey {}
+
+/// `STORAGE || header`: the associated data of an envelope.
+fn associated_data(header: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(STORAGE.len() + header.len());
+    aad.extend_from_slice(STORAGE);
+    aad.extend_from_slice(header);
+    aad
+}
+
+/// Encrypts `plaintext` into an envelope of `kind` under a fresh nonce.
+fn seal<R: CryptoRng + ?Sized>(
+    key: &StorageKey,
+    kind: u8,
+    plaintext: &[u8],
+    rng: &mut R,
+) -> Result<Vec<u8>, Error> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill_bytes(&mut nonce);
+    // Exact capacity: the buffer never reallocates, so the plaintext copied
+    // into it exists only here until it is encrypted in place.
+    let mut out = Vec::with_capacity(ENVELOPE_OVERHEAD + plaintext.len());
+    out.push(STORAGE_VERSION);
+    out.push(kind);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let (header, body) = out.split_at_mut(ENVELOPE_HEADER_LEN);
+    let aad = associated_data(header);
+    let cipher = Aes256Gcm::new(&key.0.into());
+    match cipher.encrypt_inout_detached(&nonce.into(), &aad, body.into()) {
+        Ok(tag) => {
+            out.extend_from_slice(&tag);
+            Ok(out)
+        }
+        Err(_) => {
+            // Only a plaintext over AES-GCM's 64 GiB limit; states are far smaller.
+            out.zeroize();
+            Err(Error::LimitExceeded)
+        }
+    }
+}
+
+/// Checks the header of an envelope of `kind` and decrypts it. No plaintext
+/// is released unless the tag verified.
+fn open(key: &StorageKey, kind: u8, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let mut r = Reader::new(blob);
+    r.version(STORAGE_VERSION)?;
+    if r.u8()? != kind {
+        return Err(Error::Malformed(DecodeError::InvalidValue));
+    }
+    let nonce: [u8; NONCE_LEN] = r.array()?;
+    let sealed = r.rest();
+    let (ciphertext, tag) = sealed
+        .split_at_checked(
+            sealed
+                .len()
+                .checked_sub(TAG_LEN)
+                .ok_or(DecodeError::Truncated)?,
+        )
+        .ok_or(DecodeError::Truncated)?;
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| DecodeError::Truncated)?;
+    let header = blob
+        .get(..ENVELOPE_HEADER_LEN)
+        .ok_or(DecodeError::Truncated)?;
+    let aad = associated_data(header);
+    let mut buf = Zeroizing::new(ciphertext.to_vec());
+    let cipher = Aes256Gcm::new(&key.0.into());
+    cipher
+        .decrypt_inout_detached(&nonce.into(), &aad, buf.as_mut_slice().into(), &tag.into())
+        .map_err(|_| Error::StorageDecrypt)?;
+    Ok(buf)
+}
+
+impl IdentityKeyPair {
+    /// Encrypts this identity for storage under `key` (a fresh random nonce
+    /// from the OS RNG).
+    ///
+    /// The plaintext is the 64 secret bytes (Ed25519 seed || X25519 secret);
+    /// the public half is derived again on import. Fails only with
+    /// [`Error::LimitExceeded`], which no identity reaches.
+    ///
+    /// ```
+    /// use secret_chat::{storage::StorageKey, Error, IdentityKeyPair};
+    /// let key = StorageKey::generate();
+    /// let me = IdentityKeyPair::generate();
+    /// let blob = me.export(&key).unwrap();
+    /// let back = IdentityKeyPair::import(&blob, &key).unwrap();
+    /// assert_eq!(back.public(), me.public());
+    /// let wrong = StorageKey::generate();
+    /// assert_eq!(IdentityKeyPair::import(&blob, &wrong).unwrap_err(), Error::StorageDecrypt);
+    /// ```
+    pub fn export(&self, key: &StorageKey) -> Result<Vec<u8>, Error> {
+        self.export_with_rng(key, &mut crate::rng::os_rng())
+    }
+
+    /// [`export`](Self::export) drawing the 12-byte nonce from `rng`.
+    pub fn export_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        key: &StorageKey,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Error> {
+        let secret = self.to_secret_bytes();
+        seal(key, STORAGE_KIND_IDENTITY, secret.as_slice(), rng)
+    }
+
+    /// Decrypts and rebuilds an identity exported with [`export`](Self::export).
+    ///
+    /// Errors: [`Error::StorageDecrypt`] for a wrong key or a damaged blob,
+    /// [`Error::Malformed`] for an unknown version
+    /// ([`DecodeError::UnsupportedVersion`]), a room blob or an unknown kind
+    /// ([`DecodeError::InvalidValue`]), a blob too short to hold a tag
+    /// ([`DecodeError::Truncated`]) or a plaintext of the wrong length.
+    pub fn import(blob: &[u8], key: &StorageKey) -> Result<Self, Error> {
+        let plaintext = open(key, STORAGE_KIND_IDENTITY, blob)?;
+        let mut r = Reader::new(&plaintext);
+        let mut secret = Zeroizing::new([0u8; IDENTITY_SECRET_LEN]);
+        secret.copy_from_slice(r.bytes(IDENTITY_SECRET_LEN)?);
+        r.finish()?;
+        Ok(Self::from_secret_bytes(&secret))
+    }
+}
+
+impl Room {
+    /// Encrypts the complete state of this room for storage under `key` (a
+    /// fresh random nonce from the OS RNG): members and pinned identities,
+    /// epochs, my sender key and the ones I retired, every received sender
+    /// key with its skipped-key store and retirement time, the rotation
+    /// policy and counters. After [`import`](Self::import) the room behaves
+    /// exactly as this one would have.
+    ///
+    /// Persist a new blob after every operation that changed the room
+    /// (a decrypt moves a ratchet); write it to a new file and rename it
+    /// over the old one, so a crash mid-write leaves the previous blob.
+    /// Fails only with [`Error::LimitExceeded`], which no room reaches.
+    ///
+    /// ```
+    /// use secret_chat::{storage::StorageKey, IdentityKeyPair, MemberId, Room, RoomId};
+    /// let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// let (a, b) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap());
+    /// let members = [(a.clone(), alice.public().clone()), (b.clone(), bob.public().clone())];
+    /// let id = RoomId::new(b"room-42").unwrap();
+    /// let (mut at_alice, shares_a) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
+    /// let (at_bob, _) = Room::create(&bob, id, b.clone(), &members).unwrap();
+    ///
+    /// // Bob's app stops: it saves the room, and later loads it back.
+    /// let key = StorageKey::generate();
+    /// let blob = at_bob.export(&key).unwrap();
+    /// drop(at_bob);
+    /// let mut at_bob = Room::import(&blob, &key).unwrap();
+    ///
+    /// at_bob.receive_share(&bob, &a, &shares_a[0].bytes).unwrap();
+    /// let sent = at_alice.encrypt(&alice, b"still there?").unwrap();
+    /// assert_eq!(at_bob.decrypt(&sent.message).unwrap().plaintext(), b"still there?");
+    /// ```
+    pub fn export(&self, key: &StorageKey) -> Result<Vec<u8>, Error> {
+        self.export_with_rng(key, &mut crate::rng::os_rng())
+    }
+
+    /// [`export`](Self::export) drawing the 12-byte nonce from `rng`.
+    pub fn export_with_rng<R: CryptoRng + ?Sized>(
+        &self,
+        key: &StorageKey,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Error> {
+        let mut w = Writer::secret(self.state_len());
+        self.encode_state(&mut w);
+        let plaintext = w.into_zeroizing();
+        seal(key, STORAGE_KIND_ROOM, &plaintext, rng)
+    }
+
+    /// Decrypts and rebuilds a room exported with [`export`](Self::export).
+    ///
+    /// Errors: [`Error::StorageDecrypt`] for a wrong key or a damaged blob;
+    /// [`Error::Malformed`] for an unknown version
+    /// ([`DecodeError::UnsupportedVersion`]), an identity blob or an unknown
+    /// kind ([`DecodeError::InvalidValue`]), a blob too short to hold a tag
+    /// ([`DecodeError::Truncated`]), or an authenticated plaintext that is
+    /// not a valid room state (only a bug or a foreign writer can make one).
+    pub fn import(blob: &[u8], key: &StorageKey) -> Result<Self, Error> {
+        let plaintext = open(key, STORAGE_KIND_ROOM, blob)?;
+        let mut r = Reader::new(&plaintext);
+        let room = Self::decode_state(&mut r)?;
+        r.finish()?;
+        Ok(room)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::VectorRng;
+    use crate::{MemberId, RoomId};
+
+    fn two_party_room() -> (IdentityKeyPair, Room) {
+        let mut rng = VectorRng::new(b"storage unit");
+        let alice = IdentityKeyPair::generate_with_rng(&mut rng);
+        let bob = IdentityKeyPair::generate_with_rng(&mut rng);
+        let members = [
+            (MemberId::new(b"alice").unwrap(), alice.public().clone()),
+            (MemberId::new(b"bob").unwrap(), bob.public().clone()),
+        ];
+        let (room, _) = Room::create_with_rng(
+            &alice,
+            RoomId::new(b"r").unwrap(),
+            MemberId::new(b"alice").unwrap(),
+            &members,
+            crate::RotationPolicy::default(),
+            5,
+            &mut rng,
+        )
+        .unwrap();
+        (alice, room)
+    }
+
+    #[test]
+    fn state_len_is_exact() {
+        let (_, room) = two_party_room();
+        let mut w = Writer::default();
+        room.encode_state(&mut w);
+        assert_eq!(w.len(), room.state_len());
+    }
+
+    #[test]
+    fn state_that_breaks_an_invariant_is_refused() {
+        let (_, room) = two_party_room();
+        let mut w = Writer::default();
+        room.encode_state(&mut w);
+        let good = w.into_vec();
+        let mut r = Reader::new(&good);
+        assert!(Room::decode_state(&mut r).is_ok());
+        assert_eq!(r.finish(), Ok(()));
+        // `me` ("alice", after the 1-byte room id "r") renamed to a non-member.
+        let mut bad = good.clone();
+        bad[4] = b'z';
+        assert_eq!(
+            Room::decode_state(&mut Reader::new(&bad)).unwrap_err(),
+            DecodeError::InvalidValue
+        );
+        // The same bad state, authenticated: import refuses it as malformed.
+        let key = StorageKey::from_bytes([3; 32]);
+        let sealed = seal(&key, STORAGE_KIND_ROOM, &bad, &mut VectorRng::new(b"n")).unwrap();
+        assert_eq!(
+            Room::import(&sealed, &key).unwrap_err(),
+            Error::Malformed(DecodeError::InvalidValue)
+        );
+        // Trailing byte inside the authenticated plaintext.
+        let mut long = good;
+        long.push(0);
+        let sealed = seal(&key, STORAGE_KIND_ROOM, &long, &mut VectorRng::new(b"n")).unwrap();
+        assert_eq!(
+            Room::import(&sealed, &key).unwrap_err(),
+            Error::Malformed(DecodeError::TrailingBytes)
+        );
+    }
+
+    #[test]
+    fn identity_plaintext_must_be_exactly_64_bytes() {
+        let key = StorageKey::from_bytes([4; 32]);
+        for len in [0, 63, 65] {
+            let sealed = seal(
+                &key,
+                STORAGE_KIND_IDENTITY,
+                &vec![1; len],
+                &mut VectorRng::new(b"n"),
+            )
+            .unwrap();
+            assert!(matches!(
+                IdentityKeyPair::import(&sealed, &key),
+                Err(Error::Malformed(_))
+            ));
+        }
+    }
+}
