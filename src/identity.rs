@@ -162,7 +162,7 @@ impl ZeroizeOnDrop for IdentityKeyPair {}
 /// SHA-256(`"secret-chat/v1/identity-id"` || encoded identity).
 ///
 /// Used to name senders and recipients inside key shares. It is not a
-/// security fingerprint (see the `fingerprint` module for that).
+/// security fingerprint (see [`fingerprint`](crate::fingerprint) for that).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdentityId(pub(crate) [u8; IDENTITY_ID_LEN]);
 
@@ -350,7 +350,12 @@ pub(crate) fn parse_x25519_public(bytes: &[u8; 32]) -> Result<XPublic, Error> {
 
 /// X25519 key agreement through the identity checks: the peer's key must
 /// parse ([`parse_x25519_public`]) and the result must be contributory.
-#[allow(dead_code)] // TODO(keyshare): remove once used
+///
+/// Production key agreement happens inside HPKE (whose DHKEM applies the same
+/// all-zero check); this function exists so that Wycheproof's X25519 vectors
+/// exercise the identity's public-key checks ([`parse_x25519_public`]), which
+/// every parsed identity goes through, together with the agreement itself.
+#[cfg(test)]
 pub(crate) fn x25519_agree(
     secret: &[u8; 32],
     peer: &[u8; 32],
