@@ -114,6 +114,15 @@ pub mod limits {
     /// Most skipped message keys kept per sender key (oldest evicted first):
     /// 2,000 keys of 44 bytes plus bookkeeping, under 128 KiB per sender.
     pub const MAX_SKIPPED_KEYS: usize = 2000;
+    /// Smallest padded plaintext (bytes): short messages ("ok", "yes") all
+    /// look alike on the wire.
+    pub const MIN_PADDED_LEN: usize = 32;
+    /// Retired sender keys kept per member, so messages sent just before a
+    /// rotation still decrypt. Two covers a rotation racing a removal.
+    pub const MAX_RETIRED_KEYS: usize = 2;
+    /// My own retired sender key ids remembered to recognise reflected
+    /// messages (16 rotations back; older keys' messages are `TooOld` anyway).
+    pub const OWN_KEY_HISTORY: usize = 16;
     /// Largest pixel size of one cell of a PNG key image: 64 px cells make a
     /// 1216 x 640 image, sharper than any phone screen needs, and bound the
     /// memory a render can take (about 2.3 MiB of pixels).

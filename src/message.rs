@@ -40,8 +40,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-/// Smallest padded plaintext: short messages ("ok", "yes") all look alike.
-pub const MIN_PADDED_LEN: usize = 32;
+pub use crate::limits::MIN_PADDED_LEN;
 /// AES-GCM tag length.
 const TAG_LEN: usize = 16;
 /// Ed25519 signature length.

@@ -54,12 +54,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use rand_core::CryptoRng;
 
-/// Most retired sender keys kept per member, so messages sent just before a
-/// rotation still decrypt. Two covers a rotation racing a removal.
-pub const MAX_RETIRED_KEYS: usize = 2;
-
-/// Own retired sender key ids remembered to detect reflected messages.
-const OWN_KEY_HISTORY: usize = 16;
+pub use crate::limits::MAX_RETIRED_KEYS;
+use crate::limits::OWN_KEY_HISTORY;
 
 /// When a member rotates its own sender key by itself (post-compromise
 /// healing). A rotation sends one key share per other member.
