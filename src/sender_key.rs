@@ -899,6 +899,7 @@ mod tests {
                 "epoch": epoch,
                 "sender_key_id": hex(share.id.as_bytes()),
                 "initial_chain_key": hex(&share.chain_key.0),
+                "signing_seed": out.signing.as_ref().map(|k| hex(k.as_bytes())),
                 "signing_public": share.signing_public.map(|k| hex(k.as_bytes())),
                 "messages": msgs,
                 "receive_order": [0, 3, 1, 5, 2, 4],

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{load, unhex};
+use common::{hex, load, unhex};
 use proptest::prelude::*;
 use secret_chat::testing::VectorRng;
 use secret_chat::{Error, InboundSenderKey, Message, OutboundSenderKey, RoomId, SenderKeyMode};
@@ -188,6 +188,79 @@ fn message_vectors() {
             let m = &msgs[i.as_u64().unwrap() as usize];
             let got = open(&mut inb, &unhex(m["message"].as_str().unwrap())).unwrap();
             assert_eq!(got, unhex(m["plaintext"].as_str().unwrap()));
+        }
+    }
+}
+
+/// A second implementation, written from docs/PROTOCOL.md section 4 with the
+/// raw primitives only (HMAC, HKDF, AES-256-GCM, SHA-256, Ed25519), rebuilds
+/// every published message byte for byte.
+#[test]
+fn message_vectors_from_the_document_alone() {
+    use aes_gcm::aead::AeadInOut;
+    use aes_gcm::{Aes256Gcm, KeyInit};
+    use ed25519_dalek::{Signer, SigningKey};
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+
+    fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+    fn padme(l: usize) -> usize {
+        let l = l.max(32);
+        let e = usize::BITS - 1 - l.leading_zeros();
+        let s = u32::BITS - e.leading_zeros();
+        let mask = (1usize << (e - s)) - 1;
+        (l + mask) & !mask
+    }
+
+    let v = load("message.json");
+    for case in v["cases"].as_array().unwrap() {
+        let signed = case["mode"] == "signed";
+        let room = unhex(case["room_id"].as_str().unwrap());
+        let epoch = case["epoch"].as_u64().unwrap() as u32;
+        let key_id = unhex(case["sender_key_id"].as_str().unwrap());
+        let signer = case["signing_seed"]
+            .as_str()
+            .map(|s| SigningKey::from_bytes(&unhex(s).try_into().unwrap()));
+        assert_eq!(signed, signer.is_some());
+        let mut chain = unhex(case["initial_chain_key"].as_str().unwrap());
+        for m in case["messages"].as_array().unwrap() {
+            let index = m["index"].as_u64().unwrap() as u32;
+            assert_eq!(hex(&chain), m["chain_key"].as_str().unwrap());
+            let seed = hmac(&chain, &[0x01]);
+            chain = hmac(&chain, &[0x02]).to_vec();
+            let mut okm = [0u8; 44];
+            hkdf::Hkdf::<Sha256>::from_prk(&seed)
+                .unwrap()
+                .expand(b"secret-chat/v1/message-key", &mut okm)
+                .unwrap();
+            let mut header = vec![1, 1, if signed { 1 } else { 2 }, room.len() as u8];
+            header.extend_from_slice(&room);
+            header.extend_from_slice(&epoch.to_be_bytes());
+            header.extend_from_slice(&key_id);
+            header.extend_from_slice(&index.to_be_bytes());
+            let plaintext = unhex(m["plaintext"].as_str().unwrap());
+            let mut body = plaintext.clone();
+            body.push(0x80);
+            body.resize(padme(plaintext.len() + 1), 0);
+            let cipher = Aes256Gcm::new_from_slice(&okm[..32]).unwrap();
+            let nonce: [u8; 12] = okm[32..].try_into().unwrap();
+            let tag = cipher
+                .encrypt_inout_detached(&nonce.into(), &header, body.as_mut_slice().into())
+                .unwrap();
+            body.extend_from_slice(&tag);
+            let mut wire = header.clone();
+            wire.extend_from_slice(&body);
+            if let Some(k) = &signer {
+                let mut input = b"secret-chat/v1/message/signature".to_vec();
+                input.extend_from_slice(&header);
+                input.extend_from_slice(&Sha256::digest(&body));
+                wire.extend_from_slice(&k.sign(&input).to_bytes());
+            }
+            assert_eq!(hex(&wire), m["message"].as_str().unwrap(), "index {index}");
         }
     }
 }
