@@ -312,12 +312,16 @@ fn binding_message(signing: &VerifyingKey, dh: &XPublic) -> [u8; 31 + 1 + 64] {
 /// Parses an Ed25519 public key, rejecting non-canonical encodings and
 /// small-order points.
 pub(crate) fn parse_ed25519_public(bytes: &[u8; 32]) -> Result<VerifyingKey, Error> {
-    let key =
-        VerifyingKey::from_bytes(bytes).map_err(|_| Error::Malformed(DecodeError::InvalidValue))?;
-    // `from_bytes` decompresses; re-encoding catches a non-canonical y.
-    if key.to_edwards().compress().as_bytes() != bytes {
+    // Canonical encoding: y < p (the top bit is x's sign). The only points
+    // whose sign bit could be non-canonical have x = 0, i.e. y = 1 or y = -1,
+    // and those are of small order, refused just below.
+    let mut y = *bytes;
+    y[31] &= 0x7f;
+    if !is_canonical_field_element(&y) {
         return Err(Error::Malformed(DecodeError::InvalidValue));
     }
+    let key =
+        VerifyingKey::from_bytes(bytes).map_err(|_| Error::Malformed(DecodeError::InvalidValue))?;
     if key.is_weak() {
         return Err(Error::WeakKey);
     }
@@ -456,6 +460,30 @@ mod tests {
         let mut ident = [0u8; 32];
         ident[0] = 1;
         assert_eq!(parse_ed25519_public(&ident).unwrap_err(), Error::WeakKey);
+    }
+
+    #[test]
+    fn non_canonical_ed25519_encodings_are_rejected() {
+        // y + p for small y: decompression reduces mod p, so without the
+        // canonical check some of these would parse as valid, non-weak keys.
+        let mut decompressible = 0;
+        for v in 0u8..19 {
+            let mut b = [0xffu8; 32];
+            b[31] = 0x7f;
+            b[0] = 0xed + v;
+            for sign in [0u8, 0x80] {
+                let mut k = b;
+                k[31] |= sign;
+                if VerifyingKey::from_bytes(&k).is_ok_and(|key| !key.is_weak()) {
+                    decompressible += 1;
+                }
+                assert_eq!(
+                    parse_ed25519_public(&k).unwrap_err(),
+                    Error::Malformed(DecodeError::InvalidValue)
+                );
+            }
+        }
+        assert!(decompressible > 0, "the check is exercised");
     }
 
     #[test]
