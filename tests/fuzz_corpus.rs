@@ -15,17 +15,27 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     };
     let mut v: Vec<PathBuf> = rd
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     v.sort();
     v
 }
 
 fn replay(kind: &str, require: bool) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(kind);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join(kind);
     for (name, check) in common::TARGETS {
         let inputs = files(&root.join(name));
-        assert!(!require || !inputs.is_empty(), "no {kind} for fuzz target {name}");
+        assert!(
+            !require || !inputs.is_empty(),
+            "no {kind} for fuzz target {name}"
+        );
         for path in inputs {
             let data = std::fs::read(&path).unwrap();
             let outcome = std::panic::catch_unwind(|| check(&data));
@@ -49,7 +59,11 @@ fn regressions_replay() {
 #[test]
 fn generated_seeds_pass() {
     for (target, _, data) in common::seeds() {
-        let check = common::TARGETS.iter().find(|(n, _)| *n == target).unwrap().1;
+        let check = common::TARGETS
+            .iter()
+            .find(|(n, _)| *n == target)
+            .unwrap()
+            .1;
         check(&data);
     }
 }
@@ -59,7 +73,9 @@ fn generated_seeds_pass() {
 #[test]
 #[ignore = "writes files; run by hand to regenerate the seed corpus"]
 fn write_seed_corpus() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join("corpus");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join("corpus");
     for (target, name, data) in common::seeds() {
         let dir = root.join(target);
         std::fs::create_dir_all(&dir).unwrap();
