@@ -9,10 +9,12 @@
 use std::sync::OnceLock;
 
 use secret_chat::room::{OutgoingShare, RotationPolicy};
+use secret_chat::storage::StorageKey;
 use secret_chat::testing::VectorRng;
 use secret_chat::{
-    Error, IdentityKeyPair, InboundSenderKey, KeyShare, MemberId, Message, PublicIdentity, Room,
-    RoomId, SenderKeyMode, SharedSenderKey,
+    Error, Fingerprint, IdentityKeyPair, InboundSenderKey, KeyShare, MemberId, Message,
+    PairVerification, PublicIdentity, Room, RoomId, ScannablePayload, SenderKeyMode,
+    SharedSenderKey,
 };
 
 /// A target's check: panics when the library breaks a promise.
@@ -26,8 +28,8 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("message", message),
     ("round_trip", round_trip),
     ("receive_path", receive_path),
-    // ("stored_state", stored_state),        -- encrypted storage import (other branch)
-    // ("scannable_payload", scannable_payload), -- fingerprint payload (other branch)
+    ("stored_state", stored_state),
+    ("scannable_payload", scannable_payload),
 ];
 
 /// The clock every room in the world uses (Unix seconds).
@@ -258,6 +260,7 @@ pub(crate) fn world() -> &'static World {
 pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let w = world();
     let mut out: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
+    storage_and_payload_seeds(w, &mut out);
     for (i, id) in [&w.alice, &w.bob, &w.carol, &w.dave].iter().enumerate() {
         let b = id.public().to_bytes().to_vec();
         out.push(("public_identity", format!("genuine-{i}"), b.clone()));
@@ -453,7 +456,23 @@ pub(crate) fn round_trip(data: &[u8]) {
                 assert!(rest.len() >= header.len() + sig + 32 + 16);
             }
         }
-        // 3: stored state, 4: scannable payload (other branches); 5-7 spare.
+        3 => {
+            // Stored state: a sealed room plaintext that imports must export
+            // back to the same blob (one canonical encoding).
+            let blob = seal_state(STORAGE_KIND_ROOM, rest);
+            if let Ok(room) = Room::import(&blob, &storage_key()) {
+                let again = room
+                    .export_with_rng(&storage_key(), &mut nonce_rng())
+                    .unwrap();
+                assert_eq!(again, blob, "room state re-encodes differently");
+            }
+        }
+        4 => {
+            if let Ok(p) = ScannablePayload::from_bytes(rest) {
+                assert_eq!(&p.to_bytes()[..], rest);
+            }
+        }
+        // 5-7 spare.
         _ => {}
     }
 }
@@ -710,4 +729,156 @@ pub(crate) fn receive_path(data: &[u8]) {
         );
     }
     assert!(m.rooms.iter().all(|r| r.missing().is_empty()), "gaps left");
+}
+
+// ---------------------------------------------------------------------------
+// Stored state and scannable payload.
+// ---------------------------------------------------------------------------
+
+/// The storage key every stored-state input is sealed under.
+const STORAGE_KEY: [u8; 32] = [0x5c; 32];
+const STORAGE_KIND_IDENTITY: u8 = 1;
+const STORAGE_KIND_ROOM: u8 = 2;
+
+fn storage_key() -> StorageKey {
+    StorageKey::from_bytes(STORAGE_KEY)
+}
+
+/// The RNG whose first 12 bytes are the nonce `seal_state` uses, so that a
+/// re-export with it reproduces the sealed blob exactly.
+fn nonce_rng() -> VectorRng {
+    VectorRng::new(b"fuzz/storage-nonce")
+}
+
+/// Seals `plaintext` in a storage envelope (docs/PROTOCOL.md section 7) with
+/// the raw primitives, so the fuzzer reaches the state parsers behind the tag.
+pub(crate) fn seal_state(kind: u8, plaintext: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, Payload};
+    use aes_gcm::{Aes256Gcm, KeyInit};
+    use rand_core::Rng;
+    let mut nonce = [0u8; 12];
+    nonce_rng().fill_bytes(&mut nonce);
+    let mut blob = vec![1u8, kind];
+    blob.extend_from_slice(&nonce);
+    let mut aad = b"secret-chat/v1/storage".to_vec();
+    aad.extend_from_slice(&blob);
+    let cipher = Aes256Gcm::new(&STORAGE_KEY.into());
+    let ct = cipher
+        .encrypt(
+            &nonce.into(),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    blob.extend_from_slice(&ct);
+    blob
+}
+
+/// Opens a blob sealed under `STORAGE_KEY` (for the seeds).
+fn open_state(blob: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, Payload};
+    use aes_gcm::{Aes256Gcm, KeyInit};
+    let (header, ct) = blob.split_at(14);
+    let mut aad = b"secret-chat/v1/storage".to_vec();
+    aad.extend_from_slice(header);
+    let nonce: [u8; 12] = header[2..].try_into().unwrap();
+    Aes256Gcm::new(&STORAGE_KEY.into())
+        .decrypt(&nonce.into(), Payload { msg: ct, aad: &aad })
+        .unwrap()
+}
+
+/// `stored_state`: the first byte picks the input's shape. 0: raw bytes as a
+/// blob (the envelope parser; a wrong tag must be `StorageDecrypt`). 1: a room
+/// plaintext and 2: an identity plaintext, sealed here under the known key so
+/// the state parsers see arbitrary content. Anything that imports must export
+/// back to the same bytes, and a rejected blob is a typed error, never a panic.
+pub(crate) fn stored_state(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let key = storage_key();
+    match which % 3 {
+        0 => {
+            let _ = Room::import(rest, &key);
+            let _ = IdentityKeyPair::import(rest, &key);
+        }
+        1 => {
+            let blob = seal_state(STORAGE_KIND_ROOM, rest);
+            if let Ok(room) = Room::import(&blob, &key) {
+                assert_eq!(room.export_with_rng(&key, &mut nonce_rng()).unwrap(), blob);
+            }
+            assert!(
+                IdentityKeyPair::import(&blob, &key).is_err(),
+                "a room blob is no identity"
+            );
+        }
+        _ => {
+            let blob = seal_state(STORAGE_KIND_IDENTITY, rest);
+            if let Ok(id) = IdentityKeyPair::import(&blob, &key) {
+                assert_eq!(id.export_with_rng(&key, &mut nonce_rng()).unwrap(), blob);
+            }
+        }
+    }
+}
+
+/// The genuine pair for `scannable_payload`: bob's phone verifying alice.
+fn verification() -> (PairVerification, PairVerification) {
+    let w = world();
+    let fa = Fingerprint::compute(&member("alice"), w.alice.public());
+    let fb = Fingerprint::compute(&member("bob"), w.bob.public());
+    (PairVerification::new(fb, fa), PairVerification::new(fa, fb))
+}
+
+/// `scannable_payload`: parsing is total and canonical, and `verify_scanned`
+/// on bob's phone accepts exactly alice's genuine payload.
+pub(crate) fn scannable_payload(data: &[u8]) {
+    static PAIR: OnceLock<(PairVerification, PairVerification)> = OnceLock::new();
+    let (on_bob, on_alice) = PAIR.get_or_init(verification);
+    if let Ok(p) = ScannablePayload::from_bytes(data) {
+        assert_eq!(&p.to_bytes()[..], data);
+    }
+    let genuine = on_alice.payload().to_bytes();
+    assert_eq!(on_bob.verify_scanned(data).is_ok(), data == genuine);
+}
+
+/// Seeds for the two targets above.
+fn storage_and_payload_seeds(w: &World, out: &mut Vec<(&'static str, String, Vec<u8>)>) {
+    let key = storage_key();
+    let (room, _) = create(&w.bob, "bob", b"group", &w.group_members, b"fuzz/seed-room");
+    let mut room = room;
+    for s in w.shares.iter().filter(|s| s.room == 0) {
+        let _ = room.receive_share_at(&w.bob, &s.from, &s.bytes, NOW);
+    }
+    for m in w.messages.iter().filter(|m| m.room == 0).skip(1).step_by(2) {
+        let _ = room.decrypt_at(&m.bytes, NOW);
+    }
+    let room_plain = open_state(&room.export_with_rng(&key, &mut nonce_rng()).unwrap());
+    let id_plain = open_state(&w.bob.export_with_rng(&key, &mut nonce_rng()).unwrap());
+    for (name, which, plain) in [("room", 1u8, &room_plain), ("identity", 2u8, &id_plain)] {
+        let mut v = vec![which];
+        v.extend_from_slice(plain);
+        out.push(("stored_state", format!("sealed-{name}"), v));
+    }
+    let mut raw = vec![0u8];
+    raw.extend_from_slice(&room.export_with_rng(&key, &mut nonce_rng()).unwrap());
+    out.push(("stored_state", "blob-room".into(), raw));
+    let mut rt = vec![3u8];
+    rt.extend_from_slice(&room_plain);
+    out.push(("round_trip", "stored-room".into(), rt));
+    let (on_bob, on_alice) = verification();
+    out.push((
+        "scannable_payload",
+        "genuine".into(),
+        on_alice.payload().to_bytes().to_vec(),
+    ));
+    out.push((
+        "scannable_payload",
+        "own".into(),
+        on_bob.payload().to_bytes().to_vec(),
+    ));
+    let mut rt = vec![4u8];
+    rt.extend_from_slice(&on_alice.payload().to_bytes());
+    out.push(("round_trip", "payload".into(), rt));
 }
