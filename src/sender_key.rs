@@ -346,13 +346,8 @@ impl OutboundSenderKey {
     /// `room (u8 len) | epoch u32 | id (16) | mode u8 | index u32 |
     /// chain key (32) | [Ed25519 seed (32), signed mode only]`.
     pub(crate) fn encode_state(&self, w: &mut Writer) {
-        w.u8(self.room.as_bytes().len() as u8)
-            .bytes(self.room.as_bytes())
-            .u32(self.epoch)
-            .bytes(&self.id.0)
-            .u8(self.mode.to_byte())
-            .u32(self.index)
-            .bytes(&self.chain_key.0);
+        write_key_header(w, &self.room, self.epoch, self.id, self.mode);
+        w.u32(self.index).bytes(&self.chain_key.0);
         if let Some(s) = &self.signing {
             w.bytes(s.as_bytes());
         }
@@ -360,10 +355,7 @@ impl OutboundSenderKey {
 
     /// Reads what [`encode_state`](Self::encode_state) wrote.
     pub(crate) fn decode_state(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let room = read_room(r)?;
-        let epoch = r.u32()?;
-        let id = SenderKeyId(r.array()?);
-        let mode = SenderKeyMode::from_byte(r.u8()?).ok_or(DecodeError::InvalidValue)?;
+        let (room, epoch, id, mode) = read_key_header(r)?;
         let index = r.u32()?;
         let chain_key = ChainKey(r.array()?);
         let signing = match mode {
@@ -560,11 +552,7 @@ impl InboundSenderKey {
     /// evicted_below u32 | chain key (32) | count u32 | count x (index u32,
     /// seed (32))`, skipped indices strictly increasing.
     pub(crate) fn encode_state(&self, w: &mut Writer) {
-        w.u8(self.room.as_bytes().len() as u8)
-            .bytes(self.room.as_bytes())
-            .u32(self.epoch)
-            .bytes(&self.id.0)
-            .u8(self.mode.to_byte());
+        write_key_header(w, &self.room, self.epoch, self.id, self.mode);
         if let Some(k) = &self.signing_public {
             w.bytes(k.as_bytes());
         }
@@ -581,10 +569,7 @@ impl InboundSenderKey {
     /// Reads what [`encode_state`](Self::encode_state) wrote, checking the
     /// index invariants and the order of the skipped keys.
     pub(crate) fn decode_state(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let room = read_room(r)?;
-        let epoch = r.u32()?;
-        let id = SenderKeyId(r.array()?);
-        let mode = SenderKeyMode::from_byte(r.u8()?).ok_or(DecodeError::InvalidValue)?;
+        let (room, epoch, id, mode) = read_key_header(r)?;
         let signing_public = match mode {
             SenderKeyMode::Signed => Some(
                 crate::identity::parse_ed25519_public(&r.array()?)
@@ -652,6 +637,34 @@ impl PartialEq for InboundSenderKey {
 }
 
 /// Reads a room id as the sender-key states encode it (`u8` length, bytes).
+/// The state prefix both sender-key halves share:
+/// `room (u8 len) | epoch u32 | id (16) | mode u8`.
+fn write_key_header(
+    w: &mut Writer,
+    room: &RoomId,
+    epoch: u32,
+    id: SenderKeyId,
+    mode: SenderKeyMode,
+) {
+    // Room ids are at most MAX_ROOM_ID_LEN (64) bytes: the length fits a u8.
+    w.u8(room.as_bytes().len() as u8)
+        .bytes(room.as_bytes())
+        .u32(epoch)
+        .bytes(&id.0)
+        .u8(mode.to_byte());
+}
+
+/// Reads what [`write_key_header`] wrote.
+fn read_key_header(
+    r: &mut Reader<'_>,
+) -> Result<(RoomId, u32, SenderKeyId, SenderKeyMode), DecodeError> {
+    let room = read_room(r)?;
+    let epoch = r.u32()?;
+    let id = SenderKeyId(r.array()?);
+    let mode = SenderKeyMode::from_byte(r.u8()?).ok_or(DecodeError::InvalidValue)?;
+    Ok((room, epoch, id, mode))
+}
+
 pub(crate) fn read_room(r: &mut Reader<'_>) -> Result<RoomId, DecodeError> {
     let n = usize::from(r.u8()?);
     if n > MAX_ROOM_ID_LEN {
