@@ -40,10 +40,13 @@ use crate::error::{DecodeError, Error};
 use crate::identity::{
     self, IDENTITY_ID_LEN, IdentityId, IdentityKeyPair, PUBLIC_IDENTITY_LEN, PublicIdentity,
 };
-use crate::ids::{RoomId, SenderKeyId};
+use crate::ids::RoomId;
 use crate::labels;
 use crate::limits::{MAX_MEMBERS, MAX_ROOM_ID_LEN};
-use crate::sender_key::{SenderKeyMode, SharedSenderKey};
+use crate::sender_key::{
+    SHARE_PLAINTEXT_PAIRWISE_LEN as PLAINTEXT_PAIRWISE_LEN,
+    SHARE_PLAINTEXT_SIGNED_LEN as PLAINTEXT_SIGNED_LEN, SharedSenderKey,
+};
 use crate::wire::{Reader, Writer};
 use alloc::vec::Vec;
 use core::fmt;
@@ -62,11 +65,6 @@ pub const ENC_LEN: usize = 32;
 pub const SIGNATURE_LEN: usize = 64;
 /// Length of the AES-256-GCM tag inside the ciphertext.
 const TAG_LEN: usize = 16;
-/// Plaintext of a pairwise sender key: mode, id, index, chain key.
-const PLAINTEXT_PAIRWISE_LEN: usize = 1 + 16 + 4 + 32;
-/// Plaintext of a signed sender key: the pairwise fields, then the sender
-/// key's Ed25519 public key.
-const PLAINTEXT_SIGNED_LEN: usize = PLAINTEXT_PAIRWISE_LEN + 32;
 /// Longest ciphertext a share may carry: a signed sender key's plaintext plus
 /// the tag. The only other valid length is the pairwise one; every other
 /// length is rejected while parsing.
@@ -237,7 +235,7 @@ impl KeyShare {
             aad,
             &self.ciphertext,
         )?;
-        decode_plaintext(&plaintext)
+        SharedSenderKey::from_share_plaintext(&plaintext)
     }
 }
 
@@ -303,7 +301,7 @@ pub fn seal_shares_with_rng<R: CryptoRng + ?Sized>(
     }
     // Shared by every recipient: the plaintext, the info prefix and the
     // signed-message prefix (label || header up to the recipient id).
-    let plaintext = encode_plaintext(key)?;
+    let plaintext = key.to_share_plaintext()?;
     let mut info = info_prefix(room, epoch, sender.public());
     let info_base = info.len();
     let label_len = labels::KEY_SHARE_SIGNATURE.len();
@@ -407,36 +405,6 @@ fn info_prefix(room: &RoomId, epoch: u32, sender: &PublicIdentity) -> Vec<u8> {
     w.into_vec()
 }
 
-fn encode_plaintext(key: &SharedSenderKey) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let mut pt = Zeroizing::new(Vec::with_capacity(PLAINTEXT_SIGNED_LEN));
-    pt.push(key.mode.to_byte());
-    pt.extend_from_slice(key.id.as_bytes());
-    pt.extend_from_slice(&key.index.to_be_bytes());
-    pt.extend_from_slice(&key.chain_key.0);
-    match (key.mode, &key.signing_public) {
-        (SenderKeyMode::Signed, Some(public)) => pt.extend_from_slice(public.as_bytes()),
-        (SenderKeyMode::Pairwise, None) => {}
-        _ => return Err(Error::Malformed(DecodeError::InvalidValue)),
-    }
-    Ok(pt)
-}
-
-fn decode_plaintext(pt: &[u8]) -> Result<SharedSenderKey, Error> {
-    let mut r = Reader::new(pt);
-    let mode =
-        SenderKeyMode::from_byte(r.u8()?).ok_or(Error::Malformed(DecodeError::InvalidValue))?;
-    let id = SenderKeyId::from_bytes(r.array()?);
-    let index = r.u32()?;
-    let mut chain_key = Zeroizing::new([0u8; 32]);
-    chain_key.copy_from_slice(r.bytes(32)?);
-    let signing_public = match mode {
-        SenderKeyMode::Signed => Some(identity::parse_ed25519_public(&r.array()?)?),
-        SenderKeyMode::Pairwise => None,
-    };
-    r.finish()?;
-    SharedSenderKey::new(id, mode, index, &chain_key, signing_public)
-}
-
 /// HPKE base-mode receiver context of our suite. Decapsulation fails only
 /// when the X25519 result is all-zero, that is for a low-order encapsulated
 /// key: the same test [`parse_x25519_public`](crate::identity) makes, here
@@ -473,6 +441,7 @@ fn hpke_open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sender_key::SenderKeyMode;
     use crate::testing::{VectorRng, shared_sender_key};
     use proptest::prelude::*;
 
@@ -696,7 +665,7 @@ mod tests {
         let f = fixture();
         let h = header(&f.room, 7, &f.alice.id(), &f.bob.id());
         let i = info(&f.room, 7, f.alice.public(), f.bob.public());
-        let pt = encode_plaintext(&pairwise_key()).unwrap();
+        let pt = pairwise_key().to_share_plaintext().unwrap();
         let (enc, ct) = raw_seal(f.bob.public(), &i, &h, &pt);
         let forged = assemble(&f.mallory, &h, &enc, &ct);
         assert_eq!(
@@ -716,7 +685,7 @@ mod tests {
         let f = fixture();
         let h = header(&f.room, 7, &f.carol.id(), &f.bob.id());
         let i = info(&f.room, 7, f.alice.public(), f.bob.public());
-        let pt = encode_plaintext(&pairwise_key()).unwrap();
+        let pt = pairwise_key().to_share_plaintext().unwrap();
         let (enc, ct) = raw_seal(f.bob.public(), &i, &h, &pt);
         let share = assemble(&f.alice, &h, &enc, &ct);
         assert_eq!(
@@ -732,7 +701,7 @@ mod tests {
         let f = fixture();
         let h = header(&f.room, 7, &f.alice.id(), &f.bob.id());
         let i = info(&f.room, 7, f.alice.public(), f.mallory.public());
-        let pt = encode_plaintext(&pairwise_key()).unwrap();
+        let pt = pairwise_key().to_share_plaintext().unwrap();
         let (enc, ct) = raw_seal(f.bob.public(), &i, &h, &pt);
         let share = assemble(&f.alice, &h, &enc, &ct);
         assert_eq!(
@@ -819,7 +788,7 @@ mod tests {
         let f = fixture();
         let h = header(&f.room, 7, &f.alice.id(), &f.bob.id());
         let i = info(&f.room, 7, f.alice.public(), f.bob.public());
-        let signed = encode_plaintext(&signed_key()).unwrap();
+        let signed = signed_key().to_share_plaintext().unwrap();
         let mut bad_mode = signed.to_vec();
         bad_mode[0] = 3;
         let mut mismatched = signed.to_vec();

@@ -182,6 +182,49 @@ impl SharedSenderKey {
     }
 }
 
+/// Length of a pairwise sender key in a key share's plaintext: mode, id,
+/// index, chain key.
+pub(crate) const SHARE_PLAINTEXT_PAIRWISE_LEN: usize = 1 + 16 + 4 + 32;
+/// Length of a signed sender key in a key share's plaintext: the pairwise
+/// fields, then the sender key's Ed25519 public key.
+pub(crate) const SHARE_PLAINTEXT_SIGNED_LEN: usize = SHARE_PLAINTEXT_PAIRWISE_LEN + 32;
+
+impl SharedSenderKey {
+    /// The plaintext a key share carries (see `docs/PROTOCOL.md`): mode, id,
+    /// index, chain key and, for signed keys, the signing public key.
+    pub(crate) fn to_share_plaintext(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let mut pt = Zeroizing::new(Vec::with_capacity(SHARE_PLAINTEXT_SIGNED_LEN));
+        pt.push(self.mode.to_byte());
+        pt.extend_from_slice(self.id.as_bytes());
+        pt.extend_from_slice(&self.index.to_be_bytes());
+        pt.extend_from_slice(&self.chain_key.0);
+        match (self.mode, &self.signing_public) {
+            (SenderKeyMode::Signed, Some(public)) => pt.extend_from_slice(public.as_bytes()),
+            (SenderKeyMode::Pairwise, None) => {}
+            _ => return Err(Error::Malformed(DecodeError::InvalidValue)),
+        }
+        Ok(pt)
+    }
+
+    /// Parses what [`to_share_plaintext`](Self::to_share_plaintext) wrote
+    /// (total: a value or a typed error).
+    pub(crate) fn from_share_plaintext(pt: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(pt);
+        let mode =
+            SenderKeyMode::from_byte(r.u8()?).ok_or(Error::Malformed(DecodeError::InvalidValue))?;
+        let id = SenderKeyId::from_bytes(r.array()?);
+        let index = r.u32()?;
+        let mut chain_key = Zeroizing::new([0u8; 32]);
+        chain_key.copy_from_slice(r.bytes(32)?);
+        let signing_public = match mode {
+            SenderKeyMode::Signed => Some(crate::identity::parse_ed25519_public(&r.array()?)?),
+            SenderKeyMode::Pairwise => None,
+        };
+        r.finish()?;
+        SharedSenderKey::new(id, mode, index, &chain_key, signing_public)
+    }
+}
+
 impl fmt::Debug for SharedSenderKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedSenderKey")
