@@ -97,6 +97,22 @@ pub enum Error {
     /// a key was substituted, or the wrong code (for instance one's own) was
     /// scanned. The chat must not be marked as verified.
     FingerprintMismatch,
+    /// A key share is sealed to one of my share keys that I have already
+    /// erased (its grace period ended). Final for this share: ask the sender
+    /// to re-share under my current [`DeviceBundle`](crate::DeviceBundle).
+    ShareKeyErased,
+    /// A key share names a share-key serial this device never made (forged,
+    /// or sealed to a bundle of another installation). Final.
+    UnknownShareKey,
+    /// A share key that is not newer than the one already known for that
+    /// member (a replayed older serial). Final; nothing changed.
+    StaleShareKey,
+    /// The member's newest known share key is older than
+    /// [`ShareKeyPolicy::max_age_secs`](crate::ShareKeyPolicy::max_age_secs):
+    /// fetch the member's current bundle before sharing with it.
+    ShareKeyTooOld,
+    /// A member (or this device) has no share key of the room's suite.
+    SuiteUnavailable,
 }
 
 impl fmt::Display for Error {
@@ -123,6 +139,15 @@ impl fmt::Display for Error {
             Self::FingerprintMismatch => {
                 f.write_str("scanned code does not match the fingerprints")
             }
+            Self::ShareKeyErased => f.write_str(
+                "key share sealed to a share key this device has erased; ask the sender to re-share",
+            ),
+            Self::UnknownShareKey => f.write_str("key share names a share key this device never made"),
+            Self::StaleShareKey => f.write_str("share key is not newer than the one already known"),
+            Self::ShareKeyTooOld => f.write_str(
+                "member's share key is older than the policy allows; fetch its current bundle",
+            ),
+            Self::SuiteUnavailable => f.write_str("no share key of the room's suite"),
         }
     }
 }

@@ -1,108 +1,92 @@
 //! Device identity: the seed product's "private key" and "public key".
 //!
-//! Each installation makes one [`IdentityKeyPair`]: an Ed25519 signing key
-//! and an X25519 key for receiving wrapped sender keys. Its public half, the
-//! [`PublicIdentity`], is one bundle in which the Ed25519 key signs the
-//! X25519 key under a domain-separated label; the signature and both keys are
-//! checked on every parse. A reinstall makes a new identity, which rooms
+//! Each installation makes one [`IdentityKeyPair`]: a long-term Ed25519
+//! signing key. Its public half, the [`PublicIdentity`], is what rooms pin and
+//! what the public key image shows. The identity key only **signs** (key
+//! shares, share keys, membership operations): it never decrypts. Key shares
+//! are sealed to rotating [share keys](crate::share_key) that the identity
+//! signs, so stealing a device later does not open shares sealed to share
+//! keys it had already erased. A reinstall makes a new identity, which rooms
 //! pinned to the old one refuse ([`Error::IdentityChanged`]).
 //!
-//! # Encoding of a public identity (129 bytes)
+//! # Encoding of a public identity (32 bytes)
 //!
-//! ```text
-//!  0      1                     33                    65                          129
-//!  +------+---------------------+---------------------+---------------------------+
-//!  | 0x01 | Ed25519 public (32) | X25519 public (32)  | Ed25519 signature (64)    |
-//!  +------+---------------------+---------------------+---------------------------+
-//!  signature = Ed25519(sk, "secret-chat/v1/identity-binding" || 0x01 || ed_pub || x_pub)
-//! ```
-//!
-//! Parsing rejects: another version, a non-canonical or small-order Ed25519
-//! key, a non-canonical or low-order X25519 key, a signature that fails
-//! `verify_strict`, and any trailing byte.
+//! The Ed25519 public key itself. Parsing rejects a non-canonical encoding
+//! (`y >= p`) and small-order points ([`Error::WeakKey`]).
 
 use crate::error::{DecodeError, Error};
 use crate::labels;
+use crate::share_key::{DeviceBundle, ShareKeyPolicy, ShareKeySecret, ShareKeyring, Suite};
 use crate::wire::{Reader, Writer};
 use core::fmt;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
-use x25519_dalek::{PublicKey as XPublic, StaticSecret};
+use x25519_dalek::PublicKey as XPublic;
+#[cfg(test)]
+use x25519_dalek::StaticSecret;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-/// Length of an encoded [`PublicIdentity`].
-pub const PUBLIC_IDENTITY_LEN: usize = 1 + 32 + 32 + 64;
+/// Length of an encoded [`PublicIdentity`] (an Ed25519 public key).
+pub const PUBLIC_IDENTITY_LEN: usize = 32;
 /// Length of an [`IdentityId`].
 pub const IDENTITY_ID_LEN: usize = 16;
-/// Length of [`IdentityKeyPair::to_secret_bytes`].
-pub(crate) const IDENTITY_SECRET_LEN: usize = 64;
 
-/// A device's long-term secret: the seed product's "private key".
+/// A device's long-term secret (the seed product's "private key") together
+/// with the device's share-key secrets.
 ///
 /// Zeroized on drop; `Debug` shows only the public id; equality is constant
-/// time. Not `Clone`: one device, one copy (use the encrypted
-/// `storage` module to persist it).
+/// time. Not `Clone`: one device, one copy (use the encrypted `storage`
+/// module to persist it, and persist again after every share-key rotation).
 ///
 /// ```
-/// use secret_chat::IdentityKeyPair;
+/// use secret_chat::{IdentityKeyPair, PublicIdentity};
 /// let alice = IdentityKeyPair::generate();
 /// let public = alice.public().to_bytes();
-/// let parsed = secret_chat::PublicIdentity::from_bytes(&public).unwrap();
+/// let parsed = PublicIdentity::from_bytes(&public).unwrap();
 /// assert_eq!(&parsed, alice.public());
 /// ```
 pub struct IdentityKeyPair {
     signing: SigningKey,
-    dh: StaticSecret,
     public: PublicIdentity,
+    share_keys: ShareKeyring,
 }
 
 impl IdentityKeyPair {
-    /// Makes a new identity from the operating system's RNG.
+    /// Makes a new identity and its first share keys from the operating
+    /// system's RNG and clock.
     pub fn generate() -> Self {
-        Self::generate_with_rng(&mut crate::rng::os_rng())
+        Self::generate_at(crate::clock::now_secs(), &mut crate::rng::os_rng())
     }
 
-    /// Makes a new identity from `rng` (deterministic for tests and vectors).
-    ///
-    /// Draws 32 bytes for the Ed25519 seed, then 32 for the X25519 secret.
+    /// Makes a new identity from `rng`, with the system clock as the share
+    /// keys' creation time.
     pub fn generate_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        let mut seed = Zeroizing::new([0u8; 64]);
-        rng.fill_bytes(seed.as_mut_slice());
-        Self::from_secret_array(&seed)
+        Self::generate_at(crate::clock::now_secs(), rng)
     }
 
-    fn from_secret_array(secret: &[u8; IDENTITY_SECRET_LEN]) -> Self {
-        let mut ed = Zeroizing::new([0u8; 32]);
-        let mut x = Zeroizing::new([0u8; 32]);
-        ed.copy_from_slice(&secret[..32]);
-        x.copy_from_slice(&secret[32..]);
-        let signing = SigningKey::from_bytes(&ed);
-        let dh = StaticSecret::from(*x);
-        let verifying = signing.verifying_key();
-        let dh_public = XPublic::from(&dh);
-        let binding = signing.sign(&binding_message(&verifying, &dh_public));
-        let public = PublicIdentity::assemble(verifying, dh_public, binding);
+    /// Makes a new identity from `rng` with share keys created at `now`
+    /// (Unix seconds): deterministic, for tests and vectors.
+    ///
+    /// Draws 32 bytes for the Ed25519 seed, then 32 bytes per suite in suite
+    /// order (X25519, X-Wing): the `DeriveKeyPair` input of that suite's
+    /// first share key (serial 1).
+    pub fn generate_at<R: CryptoRng + ?Sized>(now: u64, rng: &mut R) -> Self {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut_slice());
+        let signing = SigningKey::from_bytes(&seed);
+        let keys = ShareKeyring::generate(&signing, 1, now, rng);
+        Self::assemble(signing, ShareKeyring::new(keys))
+    }
+
+    fn assemble(signing: SigningKey, share_keys: ShareKeyring) -> Self {
+        let public = PublicIdentity::assemble(signing.verifying_key());
         Self {
             signing,
-            dh,
             public,
+            share_keys,
         }
-    }
-
-    /// The 64 secret bytes (Ed25519 seed || X25519 secret), for the encrypted
-    /// storage only.
-    pub(crate) fn to_secret_bytes(&self) -> Zeroizing<[u8; IDENTITY_SECRET_LEN]> {
-        let mut out = Zeroizing::new([0u8; IDENTITY_SECRET_LEN]);
-        out[..32].copy_from_slice(self.signing.as_bytes());
-        out[32..].copy_from_slice(self.dh.as_bytes());
-        out
-    }
-
-    /// Rebuilds an identity from [`to_secret_bytes`](Self::to_secret_bytes).
-    pub(crate) fn from_secret_bytes(secret: &[u8; IDENTITY_SECRET_LEN]) -> Self {
-        Self::from_secret_array(secret)
     }
 
     /// The public half, derived from the secret at construction.
@@ -115,14 +99,121 @@ impl IdentityKeyPair {
         self.public.id
     }
 
-    /// Signs `label || parts...` with the identity key.
+    /// What this device publishes: its identity and current signed share
+    /// keys. Rooms take members' bundles; publish a new one after every
+    /// rotation.
+    ///
+    /// ```
+    /// # use secret_chat::IdentityKeyPair;
+    /// let bob = IdentityKeyPair::generate();
+    /// let bundle = bob.bundle();
+    /// assert_eq!(bundle.identity(), bob.public());
+    /// ```
+    pub fn bundle(&self) -> DeviceBundle {
+        DeviceBundle::new(self.public.clone(), self.share_keys.current_public())
+    }
+
+    /// Rotates the share keys now (system clock, OS RNG) and returns the new
+    /// bundle to publish. The superseded secrets are kept for the policy's
+    /// grace, then erased by [`maintain_share_keys`](Self::maintain_share_keys).
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, Suite};
+    /// let mut bob = IdentityKeyPair::generate();
+    /// let bundle = bob.rotate_share_keys();
+    /// assert_eq!(bundle.share_key(Suite::XWing).unwrap().serial(), 2);
+    /// ```
+    pub fn rotate_share_keys(&mut self) -> DeviceBundle {
+        // Rotation fails only after u32::MAX rotations; the bundle is then unchanged.
+        let _ = self.rotate_share_keys_at(crate::clock::now_secs(), &mut crate::rng::os_rng());
+        self.bundle()
+    }
+
+    /// [`rotate_share_keys`](Self::rotate_share_keys) with an explicit clock
+    /// and RNG (draws 32 bytes per suite, like [`generate_at`](Self::generate_at)).
+    pub fn rotate_share_keys_at<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<DeviceBundle, Error> {
+        self.share_keys.rotate(&self.signing, now, rng)?;
+        Ok(self.bundle())
+    }
+
+    /// Applies the share-key policy now: erases superseded secrets past their
+    /// grace and rotates when the current keys are due. Returns the new
+    /// bundle to publish when it rotated. Call it when the app starts and
+    /// daily; persist the identity afterwards.
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, ShareKeyPolicy};
+    /// let mut bob = IdentityKeyPair::generate();
+    /// assert!(bob.maintain_share_keys(&ShareKeyPolicy::default()).is_none()); // fresh keys
+    /// ```
+    pub fn maintain_share_keys(&mut self, policy: &ShareKeyPolicy) -> Option<DeviceBundle> {
+        self.maintain_share_keys_at(crate::clock::now_secs(), policy, &mut crate::rng::os_rng())
+    }
+
+    /// [`maintain_share_keys`](Self::maintain_share_keys) with an explicit
+    /// clock and RNG.
+    pub fn maintain_share_keys_at<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: u64,
+        policy: &ShareKeyPolicy,
+        rng: &mut R,
+    ) -> Option<DeviceBundle> {
+        let rotated = if self.share_keys.rotation_due(now, policy) {
+            self.share_keys.rotate(&self.signing, now, rng).is_ok()
+        } else {
+            false
+        };
+        self.share_keys.erase_expired(now, policy);
+        rotated.then(|| self.bundle())
+    }
+
+    /// Number of share-key secrets this device holds (current and
+    /// superseded within their grace).
+    pub fn held_share_keys(&self) -> usize {
+        self.share_keys.len()
+    }
+
+    /// The share-key secret a key share names (see [`ShareKeyring::find`]).
+    pub(crate) fn share_key_secret(
+        &self,
+        suite: Suite,
+        serial: u32,
+    ) -> Result<&ShareKeySecret, Error> {
+        self.share_keys.find(suite, serial)
+    }
+
+    /// My current share key of `suite`.
+    pub(crate) fn current_share_key(&self, suite: Suite) -> Option<&ShareKeySecret> {
+        self.share_keys.current(suite)
+    }
+
+    /// Signs `message` with the identity key.
     pub(crate) fn sign(&self, message: &[u8]) -> Signature {
         self.signing.sign(message)
     }
 
-    /// The X25519 secret, for HPKE decapsulation.
-    pub(crate) fn dh_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.dh.to_bytes())
+    /// Secret state for the encrypted storage: Ed25519 seed (32), then the
+    /// share keyring.
+    pub(crate) fn encode_secret_state(&self, w: &mut Writer) {
+        w.bytes(self.signing.as_bytes());
+        self.share_keys.encode_state(w);
+    }
+
+    /// Length of [`encode_secret_state`](Self::encode_secret_state)'s output.
+    pub(crate) fn secret_state_len(&self) -> usize {
+        32 + self.share_keys.state_len()
+    }
+
+    /// Inverse of [`encode_secret_state`](Self::encode_secret_state).
+    pub(crate) fn decode_secret_state(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let seed = Zeroizing::new(r.array::<32>()?);
+        let signing = SigningKey::from_bytes(&seed);
+        let keys = ShareKeyring::decode_state(r, &signing)?;
+        Ok(Self::assemble(signing, keys))
     }
 }
 
@@ -134,10 +225,11 @@ impl fmt::Debug for IdentityKeyPair {
     }
 }
 
+/// Compares the identity secret in constant time (share keys are derived
+/// state of the same device).
 impl ConstantTimeEq for IdentityKeyPair {
     fn ct_eq(&self, other: &Self) -> Choice {
         self.signing.as_bytes().ct_eq(other.signing.as_bytes())
-            & self.dh.as_bytes().ct_eq(other.dh.as_bytes())
     }
 }
 
@@ -151,18 +243,18 @@ impl Eq for IdentityKeyPair {}
 
 impl Drop for IdentityKeyPair {
     fn drop(&mut self) {
-        // SigningKey and StaticSecret zeroize themselves on drop (their
-        // `zeroize` features are on); nothing else here is secret.
+        // SigningKey zeroizes itself on drop (its `zeroize` feature is on);
+        // each share-key secret zeroizes itself in its own Drop.
     }
 }
 
 impl ZeroizeOnDrop for IdentityKeyPair {}
 
 /// A short, stable id of a [`PublicIdentity`]: the first 16 bytes of
-/// SHA-256(`"secret-chat/v1/identity-id"` || encoded identity).
+/// SHA-256(`"secret-chat/v2/identity-id"` || Ed25519 public key).
 ///
-/// Used to name senders and recipients inside key shares. It is not a
-/// security fingerprint (see [`fingerprint`](crate::fingerprint) for that).
+/// A handle for apps and logs. It is not a security fingerprint (see
+/// [`fingerprint`](crate::fingerprint) for that).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdentityId(pub(crate) [u8; IDENTITY_ID_LEN]);
 
@@ -188,28 +280,22 @@ impl fmt::Debug for IdentityId {
     }
 }
 
-/// A device's public identity: the seed product's "public key".
+/// A device's public identity (the seed product's "public key"): its
+/// Ed25519 identity key.
 ///
 /// Only constructed from a key pair or through [`from_bytes`](Self::from_bytes),
-/// which checks everything, so holding one means its binding signature
-/// verified and neither key is weak.
+/// which checks the key, so holding one means the key is canonical and not
+/// of small order.
 #[derive(Clone)]
 pub struct PublicIdentity {
     signing: VerifyingKey,
-    dh: XPublic,
     encoded: [u8; PUBLIC_IDENTITY_LEN],
     id: IdentityId,
 }
 
 impl PublicIdentity {
-    fn assemble(signing: VerifyingKey, dh: XPublic, binding: Signature) -> Self {
-        let mut w = Writer::with_capacity(PUBLIC_IDENTITY_LEN);
-        w.u8(labels::PROTOCOL_VERSION)
-            .bytes(signing.as_bytes())
-            .bytes(dh.as_bytes())
-            .bytes(&binding.to_bytes());
-        let mut encoded = [0u8; PUBLIC_IDENTITY_LEN];
-        encoded.copy_from_slice(w.as_slice());
+    fn assemble(signing: VerifyingKey) -> Self {
+        let encoded = signing.to_bytes();
         let digest = Sha256::new()
             .chain_update(labels::IDENTITY_ID)
             .chain_update(encoded)
@@ -218,13 +304,12 @@ impl PublicIdentity {
         id.copy_from_slice(&digest[..IDENTITY_ID_LEN]);
         Self {
             signing,
-            dh,
             encoded,
             id: IdentityId(id),
         }
     }
 
-    /// Parses and fully checks an encoded public identity.
+    /// Parses and checks an encoded public identity (exactly 32 bytes).
     ///
     /// ```
     /// # use secret_chat::{PublicIdentity, Error, DecodeError};
@@ -235,19 +320,12 @@ impl PublicIdentity {
     /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
-        r.version(labels::PROTOCOL_VERSION)?;
-        let ed: [u8; 32] = r.array()?;
-        let x: [u8; 32] = r.array()?;
-        let sig: [u8; 64] = r.array()?;
+        let key: [u8; 32] = r.array()?;
         r.finish()?;
-        let signing = parse_ed25519_public(&ed)?;
-        let dh = parse_x25519_public(&x)?;
-        let binding = Signature::from_bytes(&sig);
-        verify_strict(&signing, &binding_message(&signing, &dh), &binding)?;
-        Ok(Self::assemble(signing, dh, binding))
+        Ok(Self::assemble(parse_ed25519_public(&key)?))
     }
 
-    /// The canonical 129-byte encoding.
+    /// The canonical 32-byte encoding.
     pub fn to_bytes(&self) -> [u8; PUBLIC_IDENTITY_LEN] {
         self.encoded
     }
@@ -262,14 +340,10 @@ impl PublicIdentity {
         self.id
     }
 
-    /// The Ed25519 key that signs this identity's key shares.
+    /// The Ed25519 key that signs this identity's key shares, share keys and
+    /// membership operations.
     pub fn signing_key(&self) -> &VerifyingKey {
         &self.signing
-    }
-
-    /// The X25519 key that key shares are wrapped to.
-    pub fn dh_key(&self) -> &XPublic {
-        &self.dh
     }
 
     /// Verifies an identity signature (strict Ed25519) over `message`.
@@ -298,15 +372,6 @@ impl fmt::Debug for PublicIdentity {
             .field("id", &self.id)
             .finish_non_exhaustive()
     }
-}
-
-fn binding_message(signing: &VerifyingKey, dh: &XPublic) -> [u8; 31 + 1 + 64] {
-    let mut m = [0u8; 31 + 1 + 64];
-    m[..31].copy_from_slice(labels::IDENTITY_BINDING);
-    m[31] = labels::PROTOCOL_VERSION;
-    m[32..64].copy_from_slice(signing.as_bytes());
-    m[64..].copy_from_slice(dh.as_bytes());
-    m
 }
 
 /// Parses an Ed25519 public key, rejecting non-canonical encodings and
@@ -408,7 +473,8 @@ mod tests {
         let p = format!("{:?}", id.public());
         assert_eq!(p, format!("PublicIdentity {{ id: {:?}, .. }}", id.id()));
         let secret_hex: String = id
-            .to_secret_bytes()
+            .signing
+            .as_bytes()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
@@ -423,8 +489,12 @@ mod tests {
         assert!(a == b);
         assert!(a != c);
         assert_eq!(a.public(), b.public());
-        let back = IdentityKeyPair::from_secret_bytes(&a.to_secret_bytes());
+        let mut w = Writer::default();
+        a.encode_secret_state(&mut w);
+        assert_eq!(w.len(), a.secret_state_len());
+        let back = IdentityKeyPair::decode_secret_state(&mut Reader::new(w.as_slice())).unwrap();
         assert!(back == a);
+        assert_eq!(back.bundle(), a.bundle());
     }
 
     #[test]
@@ -445,10 +515,7 @@ mod tests {
             parse_x25519_public(&p).unwrap_err(),
             Error::Malformed(DecodeError::InvalidValue)
         );
-        let good = *IdentityKeyPair::generate_with_rng(&mut test_rng(2))
-            .public()
-            .dh_key()
-            .as_bytes();
+        let good = *XPublic::from(&StaticSecret::from([9u8; 32])).as_bytes();
         let mut high = good;
         high[31] |= 0x80;
         assert_eq!(
@@ -484,35 +551,6 @@ mod tests {
             }
         }
         assert!(decompressible > 0, "the check is exercised");
-    }
-
-    #[test]
-    fn bundle_with_weak_key_and_valid_signature_is_rejected() {
-        // A signature by a real key over a low-order X25519 key must still be
-        // refused: the key check is not just the signature.
-        let kp = IdentityKeyPair::generate_with_rng(&mut test_rng(3));
-        let weak = XPublic::from([0u8; 32]);
-        let sig = kp.sign(&binding_message(kp.public().signing_key(), &weak));
-        let mut bytes = kp.public().to_bytes();
-        bytes[33..65].copy_from_slice(weak.as_bytes());
-        bytes[65..].copy_from_slice(&sig.to_bytes());
-        assert_eq!(
-            PublicIdentity::from_bytes(&bytes).unwrap_err(),
-            Error::WeakKey
-        );
-    }
-
-    #[test]
-    fn signature_binds_the_x25519_key() {
-        let a = IdentityKeyPair::generate_with_rng(&mut test_rng(4));
-        let b = IdentityKeyPair::generate_with_rng(&mut test_rng(5));
-        // a's signing key and signature with b's X25519 key: key swap.
-        let mut bytes = a.public().to_bytes();
-        bytes[33..65].copy_from_slice(b.public().dh_key().as_bytes());
-        assert_eq!(
-            PublicIdentity::from_bytes(&bytes).unwrap_err(),
-            Error::BadSignature
-        );
     }
 
     #[test]
@@ -591,6 +629,79 @@ mod tests {
         assert!(ok > 10 && bad > 50, "ok {ok} bad {bad}");
     }
 
+    #[test]
+    fn every_bit_flip_of_a_device_bundle_is_rejected() {
+        use crate::share_key::DeviceBundle;
+        let kp = IdentityKeyPair::generate_at(5, &mut test_rng(11));
+        let bytes = kp.bundle().to_bytes();
+        assert_eq!(DeviceBundle::from_bytes(&bytes).unwrap(), kp.bundle());
+        for i in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[i / 8] ^= 1 << (i % 8);
+            assert!(DeviceBundle::from_bytes(&b).is_err(), "bit {i} accepted");
+        }
+        for n in 0..bytes.len() {
+            assert!(DeviceBundle::from_bytes(&bytes[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn share_keys_rotate_expire_and_survive_export() {
+        use crate::share_key::{ShareKeyPolicy, Suite};
+        let policy = ShareKeyPolicy::default();
+        let mut kp = IdentityKeyPair::generate_at(100, &mut test_rng(12));
+        assert_eq!(kp.held_share_keys(), 2);
+        assert!(
+            kp.maintain_share_keys_at(
+                100 + policy.rotate_after_secs - 1,
+                &policy,
+                &mut test_rng(1)
+            )
+            .is_none()
+        );
+        let t = 100 + policy.rotate_after_secs;
+        let rotated = kp
+            .maintain_share_keys_at(t, &policy, &mut test_rng(2))
+            .unwrap();
+        assert_eq!(rotated.share_key(Suite::XWing).unwrap().serial(), 2);
+        assert_eq!(kp.held_share_keys(), 4);
+        assert!(kp.share_key_secret(Suite::X25519, 1).is_ok());
+        // Kept through its grace, erased after, and the export forgets it too.
+        let no_rotation = ShareKeyPolicy {
+            rotate_after_secs: u64::MAX,
+            ..policy
+        };
+        kp.maintain_share_keys_at(
+            t + policy.keep_superseded_secs,
+            &no_rotation,
+            &mut test_rng(3),
+        );
+        assert_eq!(kp.held_share_keys(), 4);
+        kp.maintain_share_keys_at(
+            t + policy.keep_superseded_secs + 1,
+            &no_rotation,
+            &mut test_rng(3),
+        );
+        assert_eq!(kp.held_share_keys(), 2);
+        assert_eq!(
+            kp.share_key_secret(Suite::X25519, 1).err(),
+            Some(Error::ShareKeyErased)
+        );
+        assert_eq!(
+            kp.share_key_secret(Suite::X25519, 3).err(),
+            Some(Error::UnknownShareKey)
+        );
+        let mut w = Writer::default();
+        kp.encode_secret_state(&mut w);
+        let back = IdentityKeyPair::decode_secret_state(&mut Reader::new(w.as_slice())).unwrap();
+        assert_eq!(back.held_share_keys(), 2);
+        assert_eq!(
+            back.share_key_secret(Suite::XWing, 1).err(),
+            Some(Error::ShareKeyErased)
+        );
+        assert_eq!(back.bundle(), kp.bundle());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -605,15 +716,9 @@ mod tests {
         }
 
         #[test]
-        fn every_bit_flip_and_truncation_rejected(seed in any::<[u8; 32]>()) {
+        fn truncation_and_trailing_bytes_rejected(seed in any::<[u8; 32]>()) {
             let kp = IdentityKeyPair::generate_with_rng(&mut VectorRng::new(&seed));
             let bytes = kp.public().to_bytes();
-            for i in 0..bytes.len() * 8 {
-                let mut b = bytes;
-                b[i / 8] ^= 1 << (i % 8);
-                let err = PublicIdentity::from_bytes(&b).unwrap_err();
-                prop_assert!(matches!(err, Error::BadSignature | Error::WeakKey | Error::Malformed(DecodeError::UnsupportedVersion(_) | DecodeError::InvalidValue)), "bit {} gave {:?}", i, err);
-            }
             for n in 0..bytes.len() {
                 prop_assert_eq!(PublicIdentity::from_bytes(&bytes[..n]).unwrap_err(),
                     Error::Malformed(DecodeError::Truncated));

@@ -3,27 +3,36 @@
 //! No two uses in the crate share a label: each signature, hash, KDF and
 //! AEAD input starts with (or is keyed by) its own constant from this module,
 //! so a value made for one purpose can never be accepted for another.
-//! All labels are ASCII, start with `secret-chat/v1/`, and are documented in
+//! All labels are ASCII, start with `secret-chat/v2/` (or `secret-chat/v1/`
+//! where a version-1 construction is kept unchanged), and are documented in
 //! `docs/PROTOCOL.md`.
 
-/// Version byte that starts every wire format of this crate.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Version byte that starts every wire format of this crate (protocol
+/// version 2; version 1 was never released and is not accepted).
+pub const PROTOCOL_VERSION: u8 = 2;
 
-/// Suite id of the only suite so far: DHKEM(X25519, HKDF-SHA256) /
-/// HKDF-SHA256 / AES-256-GCM for key shares, AES-256-GCM + Ed25519 for
-/// messages. Carried in every key-share and message header so a later
-/// (post-quantum) suite can be told apart.
-pub const SUITE_X25519_AES256GCM: u8 = 1;
+/// Version byte of the message format (see `message`).
+pub const MESSAGE_VERSION: u8 = 1;
 
-/// Signed by an identity's Ed25519 key over its own X25519 key.
-pub const IDENTITY_BINDING: &[u8] = b"secret-chat/v1/identity-binding";
-/// Hashed with an encoded public identity to make its short [`IdentityId`](crate::IdentityId).
-pub const IDENTITY_ID: &[u8] = b"secret-chat/v1/identity-id";
+/// Suite byte of DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM key
+/// shares ([`Suite::X25519`](crate::Suite::X25519)).
+pub const SUITE_X25519: u8 = 1;
+/// Suite byte of X-Wing (ML-KEM-768 + X25519) / HKDF-SHA256 / AES-256-GCM
+/// key shares ([`Suite::XWing`](crate::Suite::XWing)), the default.
+pub const SUITE_XWING: u8 = 2;
+/// The suite byte messages carry (messages are AES-256-GCM + Ed25519 in
+/// every suite).
+pub const SUITE_X25519_AES256GCM: u8 = SUITE_X25519;
+
+/// Hashed with a public identity key to make its short [`IdentityId`](crate::IdentityId).
+pub const IDENTITY_ID: &[u8] = b"secret-chat/v2/identity-id";
+/// Prefix of the message an identity key signs over one of its share keys.
+pub const SHARE_KEY_SIGNATURE: &[u8] = b"secret-chat/v2/share-key/signature";
 
 /// Prefix of the HPKE `info` of a key share.
-pub const KEY_SHARE_INFO: &[u8] = b"secret-chat/v1/key-share/info";
+pub const KEY_SHARE_INFO: &[u8] = b"secret-chat/v2/key-share/info";
 /// Prefix of the message the sender's identity key signs over a key share.
-pub const KEY_SHARE_SIGNATURE: &[u8] = b"secret-chat/v1/key-share/signature";
+pub const KEY_SHARE_SIGNATURE: &[u8] = b"secret-chat/v2/key-share/signature";
 
 /// HMAC-SHA256 input that derives the next chain key (Signal's `0x02`).
 pub const CHAIN_KEY_STEP: &[u8] = &[0x02];

@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+mod clock;
 pub mod error;
 pub mod fingerprint;
 pub mod identity;
@@ -14,6 +15,7 @@ pub mod message;
 mod rng;
 pub mod room;
 pub mod sender_key;
+pub mod share_key;
 pub mod storage;
 pub mod testing;
 pub mod wire;
@@ -25,9 +27,10 @@ pub use fingerprint::{
 };
 pub use identity::{IdentityId, IdentityKeyPair, PublicIdentity};
 pub use ids::{MemberId, RoomId, SenderKeyId};
-pub use keyshare::{KeyShare, open_share, seal_shares, seal_shares_with_rng};
+pub use keyshare::{KeyShare, Recipient, open_share, seal_shares, seal_shares_with_rng};
 pub use labels::limits;
 pub use message::{Decrypted, Message};
 pub use room::{Outgoing, OutgoingShare, Received, Room, RotationPolicy};
 pub use sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode, SharedSenderKey};
+pub use share_key::{DeviceBundle, ShareKeyPolicy, SignedShareKey, Suite};
 pub use storage::StorageKey;

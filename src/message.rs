@@ -58,7 +58,7 @@ pub(crate) struct Header<'a> {
 
 impl Header<'_> {
     fn encode(&self, w: &mut Writer) {
-        w.u8(labels::PROTOCOL_VERSION)
+        w.u8(labels::MESSAGE_VERSION)
             .u8(labels::SUITE_X25519_AES256GCM)
             .u8(self.mode.to_byte())
             .u8(self.room_id.len() as u8)
@@ -139,7 +139,7 @@ impl<'a> Message<'a> {
     /// Nothing is authenticated yet.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
-        r.version(labels::PROTOCOL_VERSION)?;
+        r.version(labels::MESSAGE_VERSION)?;
         let suite = r.u8()?;
         if suite != labels::SUITE_X25519_AES256GCM {
             return Err(DecodeError::UnsupportedSuite(suite).into());

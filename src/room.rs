@@ -44,10 +44,13 @@ use crate::error::{DecodeError, Error};
 use crate::fingerprint::{Fingerprint, PairVerification, RoomDigest, room_digest};
 use crate::identity::{IdentityKeyPair, PUBLIC_IDENTITY_LEN, PublicIdentity};
 use crate::ids::{MemberId, RoomId, SenderKeyId};
-use crate::keyshare::{KeyShare, seal_shares_with_rng};
+use crate::keyshare::{KeyShare, Recipient, seal_shares_with_rng};
 use crate::limits::{MAX_MEMBER_ID_LEN, MAX_MEMBERS};
 use crate::message::Message;
 use crate::sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode, read_room};
+use crate::share_key::{
+    DeviceBundle, MAX_SIGNED_SHARE_KEY_LEN, ShareKeyPolicy, SignedShareKey, Suite,
+};
 use crate::wire::{Reader, Writer};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -140,6 +143,8 @@ struct InboundEntry {
 
 struct Member {
     identity: PublicIdentity,
+    /// The newest share key of the room's suite verified for this member.
+    share_key: SignedShareKey,
     /// Newest epoch accepted from this member (`None`: no share yet).
     last_epoch: Option<u32>,
 }
@@ -147,6 +152,7 @@ struct Member {
 /// One device's state of one secret chat. See the [module docs](self).
 pub struct Room {
     id: RoomId,
+    suite: Suite,
     me: MemberId,
     members: BTreeMap<MemberId, Member>,
     policy: RotationPolicy,
@@ -177,6 +183,8 @@ impl Room {
             .map(|(id, m)| {
                 2 + id.as_bytes().len()
                     + PUBLIC_IDENTITY_LEN
+                    + 2
+                    + m.share_key.as_bytes().len()
                     + 1
                     + 4 * usize::from(m.last_epoch.is_some())
             })
@@ -192,6 +200,7 @@ impl Room {
             })
             .sum();
         1 + self.id.as_bytes().len()
+            + 1
             + 2
             + self.me.as_bytes().len()
             + 4
@@ -214,6 +223,7 @@ impl Room {
         let id = self.id.as_bytes();
         w.u8(u8::try_from(id.len()).unwrap_or(u8::MAX))
             .bytes(id)
+            .u8(self.suite.to_byte())
             .vec16(self.me.as_bytes())
             .u32(self.policy.max_messages)
             .u64(self.policy.max_age_secs)
@@ -221,7 +231,9 @@ impl Room {
             .u64(self.outbound_created_at)
             .u32(count_u32(self.members.len()));
         for (member, m) in &self.members {
-            w.vec16(member.as_bytes()).bytes(m.identity.as_bytes());
+            w.vec16(member.as_bytes())
+                .bytes(m.identity.as_bytes())
+                .vec16(m.share_key.as_bytes());
             write_opt_u32(w, m.last_epoch);
         }
         self.outbound.encode_state(w);
@@ -246,6 +258,7 @@ impl Room {
     /// built unless everything holds.
     pub(crate) fn decode_state(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let id = read_room(r)?;
+        let suite = Suite::from_byte(r.u8()?)?;
         let me = read_member(r)?;
         let policy = RotationPolicy {
             max_messages: r.u32()?,
@@ -272,11 +285,18 @@ impl Room {
                     Error::Malformed(d) => d,
                     _ => DecodeError::InvalidValue,
                 })?;
+            let share_key =
+                SignedShareKey::from_bytes(r.vec16(MAX_SIGNED_SHARE_KEY_LEN)?, &identity)
+                    .map_err(|_| DecodeError::InvalidValue)?;
+            if share_key.suite() != suite {
+                return Err(DecodeError::InvalidValue);
+            }
             let last_epoch = read_opt_u32(r)?;
             members.insert(
                 member,
                 Member {
                     identity,
+                    share_key,
                     last_epoch,
                 },
             );
@@ -339,6 +359,7 @@ impl Room {
         }
         Ok(Self {
             id,
+            suite,
             me,
             members,
             policy,
@@ -352,7 +373,7 @@ impl Room {
 
 /// Shortest encoding of one pinned member in a room state: a one-byte member
 /// id, the identity, and an absent epoch.
-const MEMBER_STATE_MIN_LEN: usize = 2 + 1 + PUBLIC_IDENTITY_LEN + 1;
+const MEMBER_STATE_MIN_LEN: usize = 2 + 1 + PUBLIC_IDENTITY_LEN + 2 + 32 + 1;
 /// Shortest encoding of one inbound sender key in a room state: a one-byte
 /// member id, an absent retirement time, and the shortest key state.
 const INBOUND_STATE_MIN_LEN: usize = 2 + 1 + 1 + (1 + 1 + 4 + 16 + 1 + 12 + 32 + 4);
@@ -399,12 +420,11 @@ fn count_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use crate::clock::now_secs;
+
+/// Membership instance bound into key shares until the membership log
+/// assigns real ones.
+const NO_INSTANCE: [u8; 32] = [0; 32];
 
 fn mode_for(members: usize) -> SenderKeyMode {
     if members == 2 {
@@ -426,17 +446,19 @@ fn next_mode(current: SenderKeyMode, members: usize) -> SenderKeyMode {
 }
 
 impl Room {
-    /// Creates (or joins) a room: pins every member's identity, makes my
-    /// sender key and returns the key shares for every other member.
+    /// Creates (or joins) a room: pins every member's identity and share
+    /// key, makes my sender key and returns the key shares for every other
+    /// member.
     ///
-    /// `members` lists everyone, me included, as (member id, identity). The
-    /// creator and each joining member call this with the same list.
+    /// `members` lists everyone, me included, as (member id, device bundle).
+    /// The creator and each joining member call this with the same list. The
+    /// room uses the default suite, [`Suite::XWing`] (post-quantum hybrid).
     ///
     /// ```
     /// use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
     /// let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
     /// let (a, b) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap());
-    /// let members = [(a.clone(), alice.public().clone()), (b.clone(), bob.public().clone())];
+    /// let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle())];
     /// let room_id = RoomId::new(b"room-42").unwrap();
     /// let (mut at_alice, shares_a) = Room::create(&alice, room_id.clone(), a.clone(), &members).unwrap();
     /// let (mut at_bob, shares_b) = Room::create(&bob, room_id, b.clone(), &members).unwrap();
@@ -451,26 +473,29 @@ impl Room {
         identity: &IdentityKeyPair,
         id: RoomId,
         me: MemberId,
-        members: &[(MemberId, PublicIdentity)],
+        members: &[(MemberId, DeviceBundle)],
     ) -> Result<(Self, Vec<OutgoingShare>), Error> {
         Self::create_with_rng(
             identity,
             id,
             me,
             members,
+            Suite::default(),
             RotationPolicy::default(),
             now_secs(),
             &mut crate::rng::os_rng(),
         )
     }
 
-    /// [`create`](Self::create) with an explicit policy, clock (Unix seconds)
-    /// and RNG.
+    /// [`create`](Self::create) with an explicit suite, policy, clock (Unix
+    /// seconds) and RNG.
+    #[allow(clippy::too_many_arguments)]
     pub fn create_with_rng<R: CryptoRng + ?Sized>(
         identity: &IdentityKeyPair,
         id: RoomId,
         me: MemberId,
-        members: &[(MemberId, PublicIdentity)],
+        members: &[(MemberId, DeviceBundle)],
+        suite: Suite,
         policy: RotationPolicy,
         now: u64,
         rng: &mut R,
@@ -480,13 +505,17 @@ impl Room {
         }
         let mut pinned = BTreeMap::new();
         let mut seen = alloc::collections::BTreeSet::new();
-        for (member, public) in members {
+        for (member, bundle) in members {
             // One identity per member: a device is one member of a room.
-            if !seen.insert(public.id()) {
+            if !seen.insert(bundle.identity().id()) {
                 return Err(Error::Malformed(crate::DecodeError::InvalidValue));
             }
             let entry = Member {
-                identity: public.clone(),
+                identity: bundle.identity().clone(),
+                share_key: bundle
+                    .share_key(suite)
+                    .ok_or(Error::SuiteUnavailable)?
+                    .clone(),
                 last_epoch: None,
             };
             if pinned.insert(member.clone(), entry).is_some() {
@@ -502,6 +531,7 @@ impl Room {
         let outbound = OutboundSenderKey::new_with_rng(id.clone(), 0, mode, rng);
         let room = Self {
             id,
+            suite,
             me,
             members: pinned,
             policy,
@@ -510,8 +540,13 @@ impl Room {
             own_retired: Vec::new(),
             inbound: BTreeMap::new(),
         };
-        let shares = room.share_current_with(identity, None, rng)?;
+        let shares = room.share_current_with(identity, None, now, rng)?;
         Ok((room, shares))
+    }
+
+    /// The key-exchange suite of the room.
+    pub fn suite(&self) -> Suite {
+        self.suite
     }
 
     /// The room id.
@@ -567,24 +602,37 @@ impl Room {
     }
 
     /// Key shares of my current sender key for every other member, or only
-    /// for `only`.
+    /// for `only`. Refuses ([`Error::ShareKeyTooOld`]) when a recipient's
+    /// newest known share key is older than the share-key policy allows.
     fn share_current_with<R: CryptoRng + ?Sized>(
         &self,
         identity: &IdentityKeyPair,
         only: Option<&MemberId>,
+        now: u64,
         rng: &mut R,
     ) -> Result<Vec<OutgoingShare>, Error> {
-        let targets: Vec<(&MemberId, &PublicIdentity)> = self
+        let share_policy = ShareKeyPolicy::default();
+        let targets: Vec<(&MemberId, &Member)> = self
             .members
             .iter()
             .filter(|(m, _)| **m != self.me && only.is_none_or(|o| o == *m))
-            .map(|(m, e)| (m, &e.identity))
             .collect();
-        let recipients: Vec<&PublicIdentity> = targets.iter().map(|(_, p)| *p).collect();
+        if targets
+            .iter()
+            .any(|(_, m)| !m.share_key.is_fresh(now, &share_policy))
+        {
+            return Err(Error::ShareKeyTooOld);
+        }
+        let recipients: Vec<Recipient<'_>> = targets
+            .iter()
+            .map(|(_, m)| Recipient::new(&m.identity, &m.share_key))
+            .collect();
         let shares = seal_shares_with_rng(
             identity,
             &self.id,
+            self.suite,
             self.outbound.epoch(),
+            &NO_INSTANCE,
             &self.outbound.share(),
             &recipients,
             rng,
@@ -597,6 +645,47 @@ impl Room {
                 bytes: s.to_bytes(),
             })
             .collect())
+    }
+
+    /// Adopts a newer bundle of `member` (published through the relay after
+    /// a share-key rotation): the identity must be the pinned one
+    /// ([`Error::IdentityChanged`] otherwise, nothing changes) and the share
+    /// key of the room's suite strictly newer than the one known
+    /// ([`Error::StaleShareKey`] for a replayed older serial).
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId, Error};
+    /// # let (alice, mut bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap());
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle())];
+    /// let (mut at_alice, _) = Room::create(&alice, RoomId::new(b"r").unwrap(), a, &members).unwrap();
+    /// let old = bob.bundle();
+    /// let new = bob.rotate_share_keys();
+    /// at_alice.update_member_bundle(&b, &new).unwrap();
+    /// assert_eq!(at_alice.update_member_bundle(&b, &old).unwrap_err(), Error::StaleShareKey);
+    /// ```
+    pub fn update_member_bundle(
+        &mut self,
+        member: &MemberId,
+        bundle: &DeviceBundle,
+    ) -> Result<(), Error> {
+        let m = self.members.get_mut(member).ok_or(Error::NotAMember)?;
+        if &m.identity != bundle.identity() {
+            return Err(Error::IdentityChanged);
+        }
+        let key = bundle
+            .share_key(self.suite)
+            .ok_or(Error::SuiteUnavailable)?;
+        if key.serial() <= m.share_key.serial() {
+            return Err(Error::StaleShareKey);
+        }
+        m.share_key = key.clone();
+        Ok(())
+    }
+
+    /// The newest share key of the room's suite known for `member`.
+    pub fn member_share_key(&self, member: &MemberId) -> Option<&SignedShareKey> {
+        self.members.get(member).map(|m| &m.share_key)
     }
 
     /// Accepts a key share that the relay says comes from `from`.
@@ -629,7 +718,7 @@ impl Room {
     ) -> Result<(), Error> {
         self.check_me(identity)?;
         let share = KeyShare::from_bytes(bytes)?;
-        if share.sender() == identity.id() {
+        if share.sender() == identity.public().as_bytes() {
             return Err(Error::Reflected);
         }
         // The sender is whoever the share's (signed) sender identity is, not
@@ -638,7 +727,7 @@ impl Room {
         let Some((sender, member)) = self
             .members
             .iter()
-            .find(|(_, m)| m.identity.id() == share.sender())
+            .find(|(_, m)| m.identity.as_bytes() == share.sender())
         else {
             // Signed by an identity the room never pinned: if the relay says
             // it comes from a member, that member's identity changed.
@@ -652,7 +741,24 @@ impl Room {
         if member.last_epoch.is_some_and(|last| share.epoch() <= last) {
             return Err(Error::Replay);
         }
-        let shared = share.open(identity, &member.identity, &self.id, share.epoch())?;
+        if share.suite() != self.suite {
+            return Err(Error::SuiteUnavailable);
+        }
+        let shared = share.open(
+            identity,
+            &member.identity,
+            &self.id,
+            share.epoch(),
+            &NO_INSTANCE,
+        )?;
+        // The share carries the sender's current share key (authenticated by
+        // the share's signature); adopt it when newer, after checking its own
+        // signature so that it can be stored and used on its own.
+        let newer_share_key = if share.sender_share_key_serial() > member.share_key.serial() {
+            Some(share.sender_share_key(&member.identity)?)
+        } else {
+            None
+        };
         if self.inbound.contains_key(&shared.id()) || shared.id() == self.outbound.id() {
             return Err(Error::Replay);
         }
@@ -679,6 +785,9 @@ impl Room {
         );
         if let Some(m) = self.members.get_mut(&from) {
             m.last_epoch = Some(epoch);
+            if let Some(key) = newer_share_key {
+                m.share_key = key;
+            }
         }
         self.prune(now);
         Ok(())
@@ -769,7 +878,7 @@ impl Room {
             rng,
         );
         let old = core::mem::replace(&mut self.outbound, fresh);
-        match self.share_current_with(identity, None, rng) {
+        match self.share_current_with(identity, None, now, rng) {
             Ok(shares) => {
                 self.own_retired.push(old.id());
                 if self.own_retired.len() > OWN_KEY_HISTORY {
@@ -796,7 +905,7 @@ impl Room {
         &mut self,
         identity: &IdentityKeyPair,
         member: MemberId,
-        public: PublicIdentity,
+        public: DeviceBundle,
     ) -> Result<Vec<OutgoingShare>, Error> {
         self.add_member_with_rng(
             identity,
@@ -812,11 +921,16 @@ impl Room {
         &mut self,
         identity: &IdentityKeyPair,
         member: MemberId,
-        public: PublicIdentity,
+        bundle: DeviceBundle,
         now: u64,
         rng: &mut R,
     ) -> Result<Vec<OutgoingShare>, Error> {
         self.check_me(identity)?;
+        let public = bundle.identity().clone();
+        let share_key = bundle
+            .share_key(self.suite)
+            .ok_or(Error::SuiteUnavailable)?
+            .clone();
         if let Some(existing) = self.members.get(&member) {
             return if existing.identity == public {
                 Err(Error::Replay)
@@ -835,6 +949,7 @@ impl Room {
             member.clone(),
             Member {
                 identity: public,
+                share_key,
                 last_epoch: None,
             },
         );
@@ -842,7 +957,7 @@ impl Room {
         {
             self.rotate_with_rng(identity, now, rng)
         } else {
-            self.share_current_with(identity, Some(&member), rng)
+            self.share_current_with(identity, Some(&member), now, rng)
         };
         if result.is_err() {
             self.members.remove(&member);

@@ -33,7 +33,7 @@
 //! buffer is zeroized; the blob itself holds only ciphertext.
 
 use crate::error::{DecodeError, Error};
-use crate::identity::{IDENTITY_SECRET_LEN, IdentityKeyPair};
+use crate::identity::IdentityKeyPair;
 use crate::labels::{STORAGE, STORAGE_KIND_IDENTITY, STORAGE_KIND_ROOM, STORAGE_VERSION};
 use crate::room::Room;
 use crate::wire::{Reader, Writer};
@@ -190,8 +190,9 @@ impl IdentityKeyPair {
     /// Encrypts this identity for storage under `key` (a fresh random nonce
     /// from the OS RNG).
     ///
-    /// The plaintext is the 64 secret bytes (Ed25519 seed || X25519 secret);
-    /// the public half is derived again on import. Fails only with
+    /// The plaintext is the Ed25519 seed and every share-key secret the
+    /// device still holds (erased ones are gone from the export too); public
+    /// halves are derived again on import. Fails only with
     /// [`Error::LimitExceeded`], which no identity reaches.
     ///
     /// ```
@@ -214,7 +215,9 @@ impl IdentityKeyPair {
         key: &StorageKey,
         rng: &mut R,
     ) -> Result<Vec<u8>, Error> {
-        let secret = self.to_secret_bytes();
+        let mut w = Writer::secret(self.secret_state_len());
+        self.encode_secret_state(&mut w);
+        let secret = w.into_zeroizing();
         seal(key, STORAGE_KIND_IDENTITY, secret.as_slice(), rng)
     }
 
@@ -228,10 +231,9 @@ impl IdentityKeyPair {
     pub fn import(blob: &[u8], key: &StorageKey) -> Result<Self, Error> {
         let plaintext = open(key, STORAGE_KIND_IDENTITY, blob)?;
         let mut r = Reader::new(&plaintext);
-        let mut secret = Zeroizing::new([0u8; IDENTITY_SECRET_LEN]);
-        secret.copy_from_slice(r.bytes(IDENTITY_SECRET_LEN)?);
+        let identity = Self::decode_secret_state(&mut r)?;
         r.finish()?;
-        Ok(Self::from_secret_bytes(&secret))
+        Ok(identity)
     }
 }
 
@@ -308,17 +310,18 @@ mod tests {
 
     fn two_party_room() -> (IdentityKeyPair, Room) {
         let mut rng = VectorRng::new(b"storage unit");
-        let alice = IdentityKeyPair::generate_with_rng(&mut rng);
-        let bob = IdentityKeyPair::generate_with_rng(&mut rng);
+        let alice = IdentityKeyPair::generate_at(5, &mut rng);
+        let bob = IdentityKeyPair::generate_at(5, &mut rng);
         let members = [
-            (MemberId::new(b"alice").unwrap(), alice.public().clone()),
-            (MemberId::new(b"bob").unwrap(), bob.public().clone()),
+            (MemberId::new(b"alice").unwrap(), alice.bundle()),
+            (MemberId::new(b"bob").unwrap(), bob.bundle()),
         ];
         let (room, _) = Room::create_with_rng(
             &alice,
             RoomId::new(b"r").unwrap(),
             MemberId::new(b"alice").unwrap(),
             &members,
+            crate::Suite::XWing,
             crate::RotationPolicy::default(),
             5,
             &mut rng,
@@ -344,9 +347,10 @@ mod tests {
         let mut r = Reader::new(&good);
         assert!(Room::decode_state(&mut r).is_ok());
         assert_eq!(r.finish(), Ok(()));
-        // `me` ("alice", after the 1-byte room id "r") renamed to a non-member.
+        // `me` ("alice", after the 1-byte room id "r" and the suite) renamed
+        // to a non-member.
         let mut bad = good.clone();
-        bad[4] = b'z';
+        bad[5] = b'z';
         assert_eq!(
             Room::decode_state(&mut Reader::new(&bad)).unwrap_err(),
             DecodeError::InvalidValue
@@ -369,9 +373,9 @@ mod tests {
     }
 
     #[test]
-    fn identity_plaintext_must_be_exactly_64_bytes() {
+    fn identity_plaintext_must_be_well_formed() {
         let key = StorageKey::from_bytes([4; 32]);
-        for len in [0, 63, 65] {
+        for len in [0, 32, 33, 65] {
             let sealed = seal(
                 &key,
                 STORAGE_KIND_IDENTITY,
