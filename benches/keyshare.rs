@@ -1,145 +1,285 @@
-//! Key-share fan-out and open against raw HPKE (and raw HPKE + Ed25519).
+//! Key shares (protocol v2) against the raw primitives, in the same run.
 //!
-//! `seal_shares/N` makes N signed shares; its baselines are N raw HPKE
-//! single-shot seals of the same plaintext, info and aad (`raw_seal/N`), and
-//! N × (raw seal + Ed25519 sign of the same bytes) (`raw_seal_sign/N`).
-//! `open_share` parses, checks and opens one share; its baseline is one raw
-//! HPKE open plus one strict Ed25519 verification (`raw_open_verify`).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! For each suite (X25519, X-Wing):
+//! - sealing one sender key to 1, 100 and 1000 recipients, against the same
+//!   number of raw `hpke` single-shot seals, and of (seal + Ed25519 sign);
+//! - opening one share, against raw HPKE open + Ed25519 `verify_strict`;
+//! - share-key rotation (both suites' key pairs and their signatures),
+//!   against raw `DeriveKeyPair` of both KEMs + two signatures.
+//!
+//! Bytes per recipient are printed once at start (they are deterministic).
+//! Opening is measured at several stack offsets (Ed25519 verification
+//! moves with the stack position of the call on this machine).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use ed25519_dalek::Signer;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use ed25519_dalek::{Signer, SigningKey};
+use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use secret_chat::keyshare::{Recipient, seal_shares_with_rng};
 use secret_chat::testing::{VectorRng, shared_sender_key};
-use secret_chat::{IdentityKeyPair, RoomId, SenderKeyMode, open_share, seal_shares_with_rng};
+use secret_chat::{DeviceBundle, IdentityKeyPair, RoomId, SenderKeyMode, Suite};
 use std::hint::black_box;
+use std::time::Duration;
 
-type Kem = hpke::kem::X25519HkdfSha256;
-type Kdf = hpke::kdf::HkdfSha256;
 type Aead = hpke::aead::AesGcm256;
+type Kdf = hpke::kdf::HkdfSha256;
+type KX = hpke::kem::X25519HkdfSha256;
+type KW = hpke::kem::XWing;
+
+const INST: [u8; 32] = [7; 32];
+
+fn raw_seal<K: Kem>(pks: &[K::PublicKey], signer: Option<&SigningKey>, pt: &[u8]) {
+    let mut rng = VectorRng::new(b"raw");
+    let info = [0x11u8; 190];
+    let aad = [0x22u8; 200];
+    for pk in pks {
+        let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, K>(
+            &OpModeS::Base,
+            pk,
+            &info,
+            pt,
+            &aad,
+            &mut rng,
+        )
+        .unwrap();
+        if let Some(s) = signer {
+            black_box(s.sign(&ct));
+        }
+        black_box((enc.to_bytes(), ct));
+    }
+}
+
+fn pks<K: Kem>(bundles: &[DeviceBundle], suite: Suite) -> Vec<K::PublicKey> {
+    bundles
+        .iter()
+        .map(|b| K::PublicKey::from_bytes(b.share_key(suite).unwrap().public_key()).unwrap())
+        .collect()
+}
 
 fn bench(c: &mut Criterion) {
-    let alice = IdentityKeyPair::generate_with_rng(&mut VectorRng::new(b"alice"));
-    let alice_raw = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-    let room = RoomId::new(b"bench-room-0123456789abcdef").unwrap();
-    let signing = ed25519_dalek::SigningKey::from_bytes(&[5; 32])
-        .verifying_key()
-        .to_bytes();
-    let key =
-        shared_sender_key([1; 16], SenderKeyMode::Signed, 0, &[2; 32], Some(&signing)).unwrap();
-    let members: Vec<IdentityKeyPair> = (0u32..1000)
-        .map(|i| IdentityKeyPair::generate_with_rng(&mut VectorRng::new(&i.to_be_bytes())))
+    let mut rng = VectorRng::new(b"bench keyshare");
+    let alice = IdentityKeyPair::generate_at(1, &mut rng);
+    let bob = IdentityKeyPair::generate_at(1, &mut rng);
+    let members: Vec<IdentityKeyPair> = (0..1000)
+        .map(|_| IdentityKeyPair::generate_at(1, &mut rng))
         .collect();
-    let hpke_pks: Vec<<Kem as hpke::Kem>::PublicKey> = members
-        .iter()
-        .map(|m| <Kem as hpke::Kem>::PublicKey::from_bytes(m.public().dh_key().as_bytes()).unwrap())
-        .collect();
-    // Same sizes as a real signed share: plaintext 85, info 29+7+27+258, aad 70.
-    let pt = [3u8; 85];
-    let info = [4u8; 29 + 7 + 27 + 258];
-    let aad = [5u8; 70];
-
-    let mut g = c.benchmark_group("key_shares");
-    for n in [1usize, 10, 100, 1000] {
-        if n >= 100 {
-            g.sample_size(10);
-        }
-        let recips: Vec<_> = members[..n].iter().map(|m| m.public()).collect();
-        g.bench_with_input(BenchmarkId::new("seal_shares", n), &n, |b, _| {
-            let mut rng = VectorRng::new(b"seal");
-            b.iter(|| seal_shares_with_rng(&alice, &room, 1, &key, &recips, &mut rng).unwrap())
-        });
-        g.bench_with_input(BenchmarkId::new("raw_seal", n), &n, |b, _| {
-            let mut rng = VectorRng::new(b"seal");
-            b.iter(|| {
-                hpke_pks[..n]
-                    .iter()
-                    .map(|pk| {
-                        hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
-                            &OpModeS::Base,
-                            pk,
-                            &info,
-                            &pt,
-                            &aad,
-                            &mut rng,
-                        )
-                        .unwrap()
-                    })
-                    .collect::<Vec<_>>()
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("raw_seal_sign", n), &n, |b, _| {
-            let mut rng = VectorRng::new(b"seal");
-            b.iter(|| {
-                hpke_pks[..n]
-                    .iter()
-                    .map(|pk| {
-                        let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
-                            &OpModeS::Base,
-                            pk,
-                            &info,
-                            &pt,
-                            &aad,
-                            &mut rng,
-                        )
-                        .unwrap();
-                        let mut m = aad.to_vec();
-                        m.extend_from_slice(&enc.to_bytes());
-                        m.extend_from_slice(&ct);
-                        let sig = alice_raw.sign(&m);
-                        (m, sig)
-                    })
-                    .collect::<Vec<_>>()
-            })
-        });
-    }
-    g.sample_size(100);
-
-    let bob = &members[0];
-    let share = seal_shares_with_rng(
-        &alice,
-        &room,
-        1,
-        &key,
-        &[bob.public()],
-        &mut VectorRng::new(b"x"),
-    )
-    .unwrap()
-    .remove(0)
-    .to_bytes();
-    g.bench_function("open_share", |b| {
-        b.iter(|| open_share(black_box(&share), bob, alice.public(), &room, 1).unwrap())
-    });
-
-    let (sk_r, pk_r) = Kem::derive_keypair(&[9; 32]);
-    let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
-        &OpModeS::Base,
-        &pk_r,
-        &info,
-        &pt,
-        &aad,
-        &mut VectorRng::new(b"y"),
+    let bundles: Vec<DeviceBundle> = members.iter().map(|m| m.bundle()).collect();
+    let room = RoomId::new(b"bench-room").unwrap();
+    let signing_public = SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes();
+    let key = shared_sender_key(
+        [1; 16],
+        SenderKeyMode::Signed,
+        0,
+        &[2; 32],
+        Some(&signing_public),
     )
     .unwrap();
-    let signed = [&aad[..], &enc.to_bytes(), &ct].concat();
-    let sig = alice_raw.sign(&signed);
-    let vk = alice_raw.verifying_key();
-    g.bench_function("raw_open_verify", |b| {
+    let pt = vec![0x42u8; 1 + 16 + 4 + 32 + 32 + 64 + 4];
+    let signer = SigningKey::from_bytes(&[9u8; 32]);
+
+    for suite in Suite::ALL {
+        let name = match suite {
+            Suite::X25519 => "x25519",
+            _ => "xwing",
+        };
+        let one = seal_shares_with_rng(
+            &alice,
+            &room,
+            suite,
+            0,
+            &INST,
+            &key,
+            &[Recipient::new(
+                bundles[0].identity(),
+                bundles[0].share_key(suite).unwrap(),
+            )],
+            &mut rng,
+        )
+        .unwrap();
+        println!(
+            "keyshare/{name}: {} bytes per recipient (signed sender key, 10-byte room id)",
+            one[0].as_bytes().len()
+        );
+        let mut g = c.benchmark_group(format!("keyshare-{name}"));
+        for n in [1usize, 100, 1000] {
+            let recips: Vec<Recipient<'_>> = bundles[..n]
+                .iter()
+                .map(|b| Recipient::new(b.identity(), b.share_key(suite).unwrap()))
+                .collect();
+            match suite {
+                Suite::X25519 => {
+                    let keys = pks::<KX>(&bundles[..n], suite);
+                    g.bench_function(format!("raw {n} hpke seals"), |b| {
+                        b.iter(|| raw_seal::<KX>(&keys, None, &pt))
+                    });
+                    g.bench_function(format!("raw {n} (hpke seal + sign)"), |b| {
+                        b.iter(|| raw_seal::<KX>(&keys, Some(&signer), &pt))
+                    });
+                }
+                _ => {
+                    let keys = pks::<KW>(&bundles[..n], suite);
+                    g.bench_function(format!("raw {n} hpke seals"), |b| {
+                        b.iter(|| raw_seal::<KW>(&keys, None, &pt))
+                    });
+                    g.bench_function(format!("raw {n} (hpke seal + sign)"), |b| {
+                        b.iter(|| raw_seal::<KW>(&keys, Some(&signer), &pt))
+                    });
+                }
+            }
+            g.bench_function(format!("seal_shares to {n}"), |b| {
+                let mut rng = VectorRng::new(b"seal");
+                b.iter(|| {
+                    seal_shares_with_rng(&alice, &room, suite, 0, &INST, &key, &recips, &mut rng)
+                        .unwrap()
+                })
+            });
+        }
+
+        // Opening one share vs raw open + verify_strict, at several stack offsets.
+        let bob_bundle = bob.bundle();
+        let share = seal_shares_with_rng(
+            &alice,
+            &room,
+            suite,
+            1,
+            &INST,
+            &key,
+            &[Recipient::new(
+                bob_bundle.identity(),
+                bob_bundle.share_key(suite).unwrap(),
+            )],
+            &mut rng,
+        )
+        .unwrap()
+        .remove(0);
+        let bytes = share.to_bytes();
+        let verifier = signer.verifying_key();
+        let sig = signer.sign(&bytes);
+        match suite {
+            Suite::X25519 => {
+                let (sk, pk) = KX::derive_keypair(&[5; 32]);
+                let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, KX>(
+                    &OpModeS::Base,
+                    &pk,
+                    b"info",
+                    &pt,
+                    b"aad",
+                    &mut rng,
+                )
+                .unwrap();
+                g.bench_function("raw open + verify_strict", |b| {
+                    let mut pad = 0usize;
+                    b.iter(|| {
+                        pad = (pad + 64) % 4096;
+                        with_stack_offset(pad, || {
+                            verifier.verify_strict(&bytes, &sig).unwrap();
+                            black_box(
+                                hpke::single_shot_open::<Aead, Kdf, KX>(
+                                    &OpModeR::Base,
+                                    &sk,
+                                    &enc,
+                                    b"info",
+                                    &ct,
+                                    b"aad",
+                                )
+                                .unwrap(),
+                            );
+                        })
+                    })
+                });
+            }
+            _ => {
+                let (sk, pk) = KW::derive_keypair(&[5; 32]);
+                let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, KW>(
+                    &OpModeS::Base,
+                    &pk,
+                    b"info",
+                    &pt,
+                    b"aad",
+                    &mut rng,
+                )
+                .unwrap();
+                g.bench_function("raw open + verify_strict", |b| {
+                    let mut pad = 0usize;
+                    b.iter(|| {
+                        pad = (pad + 64) % 4096;
+                        with_stack_offset(pad, || {
+                            verifier.verify_strict(&bytes, &sig).unwrap();
+                            black_box(
+                                hpke::single_shot_open::<Aead, Kdf, KW>(
+                                    &OpModeR::Base,
+                                    &sk,
+                                    &enc,
+                                    b"info",
+                                    &ct,
+                                    b"aad",
+                                )
+                                .unwrap(),
+                            );
+                        })
+                    })
+                });
+            }
+        }
+        g.bench_function("open one share", |b| {
+            let mut pad = 0usize;
+            b.iter(|| {
+                pad = (pad + 64) % 4096;
+                with_stack_offset(pad, || {
+                    black_box(
+                        secret_chat::open_share(&bytes, &bob, alice.public(), &room, 1, &INST)
+                            .unwrap(),
+                    );
+                })
+            })
+        });
+        g.finish();
+    }
+
+    let mut g = c.benchmark_group("share-key-rotation");
+    g.bench_function("raw derive both KEM key pairs + 2 signatures", |b| {
         b.iter(|| {
-            vk.verify_strict(black_box(&signed), &sig).unwrap();
-            hpke::single_shot_open::<Aead, Kdf, Kem>(
-                &OpModeR::Base,
-                &sk_r,
-                &enc,
-                &info,
-                black_box(&ct),
-                &aad,
-            )
-            .unwrap()
+            let (_, x) = KX::derive_keypair(&[1; 32]);
+            let (_, w) = KW::derive_keypair(&[2; 32]);
+            black_box(signer.sign(&x.to_bytes()));
+            black_box(signer.sign(&w.to_bytes()));
         })
+    });
+    g.bench_function("rotate_share_keys_at", |b| {
+        b.iter_batched(
+            || IdentityKeyPair::generate_at(1, &mut VectorRng::new(b"rot")),
+            |mut id| {
+                black_box(
+                    id.rotate_share_keys_at(2, &mut VectorRng::new(b"r"))
+                        .unwrap(),
+                )
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Runs `f` about `pad` bytes deeper in the stack (nested frames of 64
+/// bytes), so that successive samples see the callee at different stack
+/// addresses.
+fn with_stack_offset(pad: usize, mut f: impl FnMut()) {
+    nest(pad / 64, &mut f);
+}
+
+#[inline(never)]
+fn nest(depth: usize, f: &mut dyn FnMut()) {
+    let frame = [0u8; 64];
+    black_box(&frame);
+    if depth == 0 { f() } else { nest(depth - 1, f) }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    targets = bench
+}
 criterion_main!(benches);

@@ -1,7 +1,7 @@
 //! A 1000-member room against the raw primitives, in the same run.
 //!
-//! - creation (one device): 999 key shares, against 999 raw HPKE seals and
-//!   999 (HPKE seal + Ed25519 sign);
+//! - creation (one device, suite X-Wing): 999 key shares, against 999 raw
+//!   X-Wing HPKE seals and 999 (HPKE seal + Ed25519 sign);
 //! - one message: encrypt / decrypt in the big room, against Ed25519 sign +
 //!   AES-256-GCM and verify_strict + AES-256-GCM;
 //! - one removal (one device rotates and re-shares to 998), against 998
@@ -16,14 +16,14 @@ use ed25519_dalek::{Signer, SigningKey};
 use hpke::{Deserializable, Kem, OpModeS, Serializable};
 use secret_chat::room::RotationPolicy;
 use secret_chat::testing::VectorRng;
-use secret_chat::{IdentityKeyPair, MemberId, PublicIdentity, Room, RoomId};
+use secret_chat::{DeviceBundle, IdentityKeyPair, MemberId, Room, RoomId, Suite};
 use std::hint::black_box;
 use std::time::Duration;
 
-type X = hpke::kem::X25519HkdfSha256;
+type X = hpke::kem::XWing;
 const N: usize = 1000;
 
-fn members() -> (Vec<IdentityKeyPair>, Vec<(MemberId, PublicIdentity)>) {
+fn members() -> (Vec<IdentityKeyPair>, Vec<(MemberId, DeviceBundle)>) {
     let mut rng = VectorRng::new(b"bench-room");
     let ids: Vec<_> = (0..N)
         .map(|_| IdentityKeyPair::generate_with_rng(&mut rng))
@@ -34,19 +34,20 @@ fn members() -> (Vec<IdentityKeyPair>, Vec<(MemberId, PublicIdentity)>) {
         .map(|(i, id)| {
             (
                 MemberId::new(format!("member-{i:04}").as_bytes()).unwrap(),
-                id.public().clone(),
+                id.bundle(),
             )
         })
         .collect();
     (ids, list)
 }
 
-fn create(ids: &[IdentityKeyPair], list: &[(MemberId, PublicIdentity)], who: usize) -> Room {
+fn create(ids: &[IdentityKeyPair], list: &[(MemberId, DeviceBundle)], who: usize) -> Room {
     Room::create_with_rng(
         &ids[who],
         RoomId::new(b"big").unwrap(),
         list[who].0.clone(),
         list,
+        Suite::XWing,
         // No automatic rotation inside the per-message benches.
         RotationPolicy {
             max_messages: u32::MAX,
@@ -65,7 +66,10 @@ fn bench(c: &mut Criterion) {
     let recipients: Vec<<X as Kem>::PublicKey> = list
         .iter()
         .skip(1)
-        .map(|(_, p)| <X as Kem>::PublicKey::from_bytes(p.dh_key().as_bytes()).unwrap())
+        .map(|(_, p)| {
+            <X as Kem>::PublicKey::from_bytes(p.share_key(Suite::XWing).unwrap().public_key())
+                .unwrap()
+        })
         .collect();
     let signer = SigningKey::from_bytes(&[9u8; 32]);
     let plaintext = [0x42u8; 117];
@@ -118,6 +122,7 @@ fn bench(c: &mut Criterion) {
         RoomId::new(b"big").unwrap(),
         list[0].0.clone(),
         &list,
+        Suite::XWing,
         RotationPolicy::default(),
         0,
         &mut VectorRng::new(&[0u8]),

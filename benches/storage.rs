@@ -32,7 +32,7 @@ fn big_room() -> Room {
     let members: Vec<_> = names
         .iter()
         .cloned()
-        .zip(ids.iter().map(|k| k.public().clone()))
+        .zip(ids.iter().map(|k| k.bundle()))
         .collect();
     let room_id = RoomId::new(b"bench-big-room").unwrap();
     let (mut room, _) = Room::create_with_rng(
@@ -40,6 +40,7 @@ fn big_room() -> Room {
         room_id.clone(),
         names[0].clone(),
         &members,
+        secret_chat::Suite::XWing,
         RotationPolicy::default(),
         1_000,
         &mut rng,
@@ -48,12 +49,18 @@ fn big_room() -> Room {
     for i in 1..MEMBERS {
         let mut out =
             OutboundSenderKey::new_with_rng(room_id.clone(), 0, SenderKeyMode::Signed, &mut rng);
+        let b0 = ids[0].bundle();
         let share = seal_shares_with_rng(
             &ids[i],
             &room_id,
+            secret_chat::Suite::XWing,
             0,
+            &[0; 32],
             &out.share(),
-            &[ids[0].public()],
+            &[secret_chat::Recipient::new(
+                b0.identity(),
+                b0.share_key(secret_chat::Suite::XWing).unwrap(),
+            )],
             &mut rng,
         )
         .unwrap();

@@ -11,7 +11,7 @@
 //! their screens catch it. The example exits non-zero if that check fails.
 
 use secret_chat::{
-    Error, IdentityKeyPair, MemberId, PairVerification, PublicIdentity, Room, RoomId, TerminalMode,
+    DeviceBundle, Error, IdentityKeyPair, MemberId, PairVerification, Room, RoomId, TerminalMode,
 };
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -94,7 +94,7 @@ fn member(name: &str) -> Result<MemberId, Error> {
 fn relay(listener: TcpListener, attack: bool) -> Result<(), BoxError> {
     let (tx, rx) = mpsc::channel::<(String, Frame)>();
     let mut writers: BTreeMap<String, TcpStream> = BTreeMap::new();
-    let mut directory: BTreeMap<String, PublicIdentity> = BTreeMap::new();
+    let mut directory: BTreeMap<String, DeviceBundle> = BTreeMap::new();
     let mallory = IdentityKeyPair::generate();
     // The relay's rooms in attack mode: with alice (posing as bob) and with
     // bob (posing as alice).
@@ -123,7 +123,7 @@ fn relay(listener: TcpListener, attack: bool) -> Result<(), BoxError> {
         seen += 1;
         match f.kind {
             REGISTER => {
-                directory.insert(sender.clone(), PublicIdentity::from_bytes(&f.payload)?);
+                directory.insert(sender.clone(), DeviceBundle::from_bytes(&f.payload)?);
                 println!("  relay: {sender} registered a public key");
                 if attack && directory.len() == 2 {
                     // Build the two fake rooms now that both real keys are known.
@@ -131,7 +131,7 @@ fn relay(listener: TcpListener, attack: bool) -> Result<(), BoxError> {
                         let real = directory.get(victim).ok_or("unregistered")?.clone();
                         let members = [
                             (member(victim)?, real),
-                            (member(posing_as)?, mallory.public().clone()),
+                            (member(posing_as)?, mallory.bundle()),
                         ];
                         let (room, shares) = Room::create(
                             &mallory,
@@ -216,12 +216,12 @@ fn relay(listener: TcpListener, attack: bool) -> Result<(), BoxError> {
             };
             let answer = if attack {
                 println!("  relay: {asker} asks for {wanted}'s key; the relay hands over its own");
-                mallory.public()
+                mallory.bundle()
             } else {
-                key
+                key.clone()
             };
             let w = writers.get_mut(&asker).ok_or("no such client")?;
-            let payload = answer.to_bytes().to_vec();
+            let payload = answer.to_bytes();
             write_frame(
                 w,
                 &Frame {
@@ -256,7 +256,7 @@ fn phone(
             kind: REGISTER,
             from: name.into(),
             to: String::new(),
-            payload: identity.public().to_bytes().to_vec(),
+            payload: identity.bundle().to_bytes(),
         },
     )?;
     registered.wait();
@@ -273,12 +273,12 @@ fn phone(
     let partner_key = loop {
         let f = read_frame(&mut stream)?.ok_or("relay closed")?;
         if f.kind == IDENTITY {
-            break PublicIdentity::from_bytes(&f.payload)?;
+            break DeviceBundle::from_bytes(&f.payload)?;
         }
         pending.push(f);
     };
     let members = [
-        (member(name)?, identity.public().clone()),
+        (member(name)?, identity.bundle()),
         (member(partner)?, partner_key),
     ];
     let (mut room, shares) = Room::create(&identity, RoomId::new(ROOM)?, member(name)?, &members)?;

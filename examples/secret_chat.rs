@@ -5,8 +5,7 @@
 //! shows and exits non-zero if anything goes wrong.
 
 use secret_chat::{
-    Error, IdentityKeyPair, MemberId, PublicIdentity, Room, RoomId, TerminalMode,
-    room::OutgoingShare,
+    DeviceBundle, Error, IdentityKeyPair, MemberId, Room, RoomId, TerminalMode, room::OutgoingShare,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::process::ExitCode;
@@ -59,8 +58,8 @@ impl Phone {
         member(&self.name)
     }
 
-    fn entry(&self) -> (MemberId, PublicIdentity) {
-        (self.id(), self.identity.public().clone())
+    fn entry(&self) -> (MemberId, DeviceBundle) {
+        (self.id(), self.identity.bundle())
     }
 
     fn post_shares(&self, relay: &mut Relay, room: &str, shares: Vec<OutgoingShare>) {
@@ -79,7 +78,7 @@ impl Phone {
         &mut self,
         relay: &mut Relay,
         room: &str,
-        members: &[(MemberId, PublicIdentity)],
+        members: &[(MemberId, DeviceBundle)],
     ) -> Result<(), Error> {
         let (r, shares) = Room::create(
             &self.identity,

@@ -859,7 +859,8 @@ mod tests {
         let mut bad_mode = signed.to_vec();
         bad_mode[0] = 3;
         let bob_key = f.bob.bundle();
-        for (pt, err) in [(bad_mode, Error::Malformed(DecodeError::InvalidValue))] {
+        {
+            let (pt, err) = (bad_mode, Error::Malformed(DecodeError::InvalidValue));
             let (enc, ct) = hpke_seal(
                 Suite::X25519,
                 bob_key.share_key(Suite::X25519).unwrap().public_key(),

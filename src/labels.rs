@@ -11,6 +11,10 @@
 /// version 2; version 1 was never released and is not accepted).
 pub const PROTOCOL_VERSION: u8 = 2;
 
+/// Version byte of the scannable verification payload (unchanged since
+/// version 1 of the protocol: the payload layout did not change).
+pub const PAYLOAD_VERSION: u8 = 1;
+
 /// Version byte of the message format (see `message`).
 pub const MESSAGE_VERSION: u8 = 1;
 

@@ -1069,7 +1069,7 @@ impl Room {
     /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
     /// # let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
     /// # let (a, b) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap());
-    /// # let members = [(a.clone(), alice.public().clone()), (b.clone(), bob.public().clone())];
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle())];
     /// # let id = RoomId::new(b"r").unwrap();
     /// let (at_alice, _) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
     /// let (at_bob, _) = Room::create(&bob, id, b.clone(), &members).unwrap();

@@ -447,6 +447,9 @@ impl ShareKeySecret {
 /// ones still within their grace. Each secret is boxed so that growing the
 /// list never leaves a copy behind.
 pub(crate) struct ShareKeyring {
+    // Boxed on purpose: the Vec moves its elements when it grows, and a moved
+    // secret would leave a copy behind in freed memory; a Box never moves.
+    #[allow(clippy::vec_box)]
     keys: Vec<Box<ShareKeySecret>>,
 }
 
@@ -473,6 +476,7 @@ fn derive(suite: Suite, ikm: &[u8; 32]) -> (Zeroizing<[u8; 32]>, Vec<u8>) {
 impl ShareKeyring {
     /// Fresh share keys of every suite with `serial`, drawing 32 bytes per
     /// suite from `rng` in suite order.
+    #[allow(clippy::vec_box)] // see `keys`
     pub(crate) fn generate<R: CryptoRng + ?Sized>(
         signing: &SigningKey,
         serial: u32,
@@ -505,6 +509,7 @@ impl ShareKeyring {
         }
     }
 
+    #[allow(clippy::vec_box)] // see `keys`
     pub(crate) fn new(keys: Vec<Box<ShareKeySecret>>) -> Self {
         Self { keys }
     }

@@ -67,15 +67,13 @@ fn debug_output_is_pinned_and_secret_free() {
         MemberId::new(b"alice").unwrap(),
         MemberId::new(b"bob").unwrap(),
     );
-    let members = [
-        (a.clone(), alice.public().clone()),
-        (b, bob.public().clone()),
-    ];
+    let members = [(a.clone(), alice.bundle()), (b, bob.bundle())];
     let (room, shares) = Room::create_with_rng(
         &alice,
         RoomId::new(b"r").unwrap(),
         a,
         &members,
+        secret_chat::Suite::XWing,
         RotationPolicy::default(),
         0,
         &mut rng,

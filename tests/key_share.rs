@@ -1,5 +1,5 @@
-//! Key-share known-answer vectors (`tests/vectors/key_share.json`) and
-//! public-API tests.
+//! Key-share and share-key known-answer vectors (`tests/vectors/key_share.json`)
+//! and public-API tests of protocol v2 key exchange.
 //!
 //! `REGENERATE_VECTORS=1 cargo test --all-features --test key_share` rewrites
 //! the vector file from its fixed seeds; without it the harness checks that
@@ -9,21 +9,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, Kem as _, OpModeR, Serializable};
+use secret_chat::keyshare::Recipient;
+use secret_chat::storage::StorageKey;
 use secret_chat::testing::{VectorRng, shared_sender_key};
 use secret_chat::{
-    Error, IdentityKeyPair, KeyShare, RoomId, SenderKeyMode, SharedSenderKey, open_share,
+    DeviceBundle, Error, IdentityKeyPair, KeyShare, MemberId, Room, RoomId, RotationPolicy,
+    SenderKeyMode, ShareKeyPolicy, SharedSenderKey, SignedShareKey, Suite, open_share,
     seal_shares_with_rng,
 };
 use serde_json::{Value, json};
 
-type Kem = hpke::kem::X25519HkdfSha256;
 type Kdf = hpke::kdf::HkdfSha256;
 type Aead = hpke::aead::AesGcm256;
+type KX = hpke::kem::X25519HkdfSha256;
+type KW = hpke::kem::XWing;
 
 const VECTORS: &str = "tests/vectors/key_share.json";
-const INFO_LABEL: &[u8] = b"secret-chat/v1/key-share/info";
-const SIG_LABEL: &[u8] = b"secret-chat/v1/key-share/signature";
+const INFO_LABEL: &[u8] = b"secret-chat/v2/key-share/info";
+const SIG_LABEL: &[u8] = b"secret-chat/v2/key-share/signature";
+const SHARE_KEY_LABEL: &[u8] = b"secret-chat/v2/share-key/signature";
+/// Creation time of every vector identity's first share keys.
+const T0: u64 = 1_700_000_000;
+const INSTANCE: [u8; 32] = [0x1a; 32];
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -51,11 +59,18 @@ fn rng_bytes(seed: &[u8], n: usize) -> Vec<u8> {
 const NAMES: [&str; 4] = ["alice", "bob", "carol", "mallory"];
 
 fn seed_of(name: &str) -> Vec<u8> {
-    format!("secret-chat/kat/key-share/{name}").into_bytes()
+    format!("secret-chat/kat/v2/key-share/{name}").into_bytes()
 }
 
 fn identity(name: &str) -> IdentityKeyPair {
-    IdentityKeyPair::generate_with_rng(&mut VectorRng::new(&seed_of(name)))
+    IdentityKeyPair::generate_at(T0, &mut VectorRng::new(&seed_of(name)))
+}
+
+fn suite_name(s: Suite) -> &'static str {
+    match s {
+        Suite::X25519 => "x25519",
+        _ => "xwing",
+    }
 }
 
 struct CaseInput {
@@ -68,7 +83,6 @@ struct CaseInput {
     index: u32,
     chain_key: [u8; 32],
     signing_seed: Option<[u8; 32]>,
-    rng_seed: &'static [u8],
 }
 
 fn cases() -> Vec<CaseInput> {
@@ -83,7 +97,6 @@ fn cases() -> Vec<CaseInput> {
             index: 5,
             chain_key: core::array::from_fn(|i| i as u8),
             signing_seed: Some([0x42; 32]),
-            rng_seed: b"secret-chat/kat/key-share/seal-1",
         },
         CaseInput {
             name: "pairwise-key-to-one-member",
@@ -95,7 +108,6 @@ fn cases() -> Vec<CaseInput> {
             index: 0,
             chain_key: [0xee; 32],
             signing_seed: None,
-            rng_seed: b"secret-chat/kat/key-share/seal-2",
         },
     ]
 }
@@ -104,6 +116,11 @@ fn signing_public(seed: &[u8; 32]) -> [u8; 32] {
     ed25519_dalek::SigningKey::from_bytes(seed)
         .verifying_key()
         .to_bytes()
+}
+
+fn key_of(c: &CaseInput) -> SharedSenderKey {
+    let sp = c.signing_seed.map(|s| signing_public(&s));
+    shared_sender_key(c.key_id, c.mode, c.index, &c.chain_key, sp.as_ref()).unwrap()
 }
 
 fn sender_key_json(c: &CaseInput) -> Value {
@@ -131,31 +148,34 @@ fn key_from_json(v: &Value) -> SharedSenderKey {
     .unwrap()
 }
 
-/// The documented HPKE info, built independently of the crate.
-fn doc_info(room: &[u8], epoch: u32, sender_pub: &[u8], recipient_pub: &[u8]) -> Vec<u8> {
-    let mut i = INFO_LABEL.to_vec();
-    i.extend_from_slice(&[1, 1, room.len() as u8]);
-    i.extend_from_slice(room);
-    i.extend_from_slice(&epoch.to_be_bytes());
-    i.extend_from_slice(sender_pub);
-    i.extend_from_slice(recipient_pub);
-    i
+fn recipient_of(b: &DeviceBundle, suite: Suite) -> Recipient<'_> {
+    Recipient::new(b.identity(), b.share_key(suite).unwrap())
 }
 
-/// The documented header (= HPKE aad), built independently of the crate.
-fn doc_header(room: &[u8], epoch: u32, sender_id: &[u8], recipient_id: &[u8]) -> Vec<u8> {
-    let mut v = vec![1, 1, room.len() as u8];
+/// The documented header, built independently of the crate.
+fn doc_header(
+    suite: u8,
+    room: &[u8],
+    epoch: u32,
+    sender: &[u8],
+    instance: &[u8],
+    recipient: &[u8],
+    serial: u32,
+) -> Vec<u8> {
+    let mut v = vec![2, suite, room.len() as u8];
     v.extend_from_slice(room);
     v.extend_from_slice(&epoch.to_be_bytes());
-    v.extend_from_slice(sender_id);
-    v.extend_from_slice(recipient_id);
+    v.extend_from_slice(sender);
+    v.extend_from_slice(instance);
+    v.extend_from_slice(recipient);
+    v.extend_from_slice(&serial.to_be_bytes());
     v
 }
 
-/// header || enc || u16 len || ct || Ed25519(label || all that), by `signer_seed`.
-fn doc_assemble(signer_seed: &[u8], header: &[u8], enc: &[u8], ct: &[u8]) -> Vec<u8> {
+/// aad || enc || u16 len || ct || Ed25519(label || all that), by `signer_seed`.
+fn doc_assemble(signer_seed: &[u8], aad: &[u8], enc: &[u8], ct: &[u8]) -> Vec<u8> {
     use ed25519_dalek::Signer;
-    let mut body = header.to_vec();
+    let mut body = aad.to_vec();
     body.extend_from_slice(enc);
     body.extend_from_slice(&(ct.len() as u16).to_be_bytes());
     body.extend_from_slice(ct);
@@ -165,123 +185,159 @@ fn doc_assemble(signer_seed: &[u8], header: &[u8], enc: &[u8], ct: &[u8]) -> Vec
     body
 }
 
+/// Splits a share at the documented offsets: (aad, enc, ct, signature).
+fn doc_split(bytes: &[u8], header_len: usize, enc_len: usize) -> (&[u8], &[u8], &[u8], &[u8]) {
+    let ssk_len = u16::from_be_bytes([bytes[header_len], bytes[header_len + 1]]) as usize;
+    let aad_len = header_len + 2 + ssk_len;
+    let enc = &bytes[aad_len..aad_len + enc_len];
+    let c = aad_len + enc_len;
+    let clen = u16::from_be_bytes([bytes[c], bytes[c + 1]]) as usize;
+    let ct = &bytes[c + 2..c + 2 + clen];
+    (&bytes[..aad_len], enc, ct, &bytes[c + 2 + clen..])
+}
+
+fn share_key_json(k: &SignedShareKey) -> Value {
+    json!({
+        "suite": k.suite().to_byte(),
+        "serial": k.serial(),
+        "created_at": k.created_at(),
+        "public_key": hex(k.public_key()),
+        "encoded": hex(k.as_bytes()),
+    })
+}
+
 fn generate() -> Value {
     let ids: Vec<(String, IdentityKeyPair)> =
         NAMES.iter().map(|n| (n.to_string(), identity(n))).collect();
     let id_of = |n: &str| &ids.iter().find(|(m, _)| m == n).unwrap().1;
     let mut identities = serde_json::Map::new();
     for (n, kp) in &ids {
+        let draw = rng_bytes(&seed_of(n), 96);
+        let bundle = kp.bundle();
         identities.insert(
             n.clone(),
             json!({
                 "rng_seed": hex(&seed_of(n)),
-                "secret": hex(&rng_bytes(&seed_of(n), 64)),
+                "ed25519_seed": hex(&draw[..32]),
+                "x25519_ikm": hex(&draw[32..64]),
+                "xwing_ikm": hex(&draw[64..96]),
                 "public": hex(kp.public().as_bytes()),
                 "id": hex(kp.id().as_bytes()),
+                "share_keys": bundle.share_keys().iter().map(share_key_json).collect::<Vec<_>>(),
+                "bundle": hex(&bundle.to_bytes()),
             }),
         );
     }
     let alice = id_of("alice");
     let mut out_cases = vec![];
     let mut rejections = vec![];
-    for c in cases() {
-        let room = RoomId::new(c.room).unwrap();
-        let sp = c.signing_seed.map(|s| signing_public(&s));
-        let key = shared_sender_key(c.key_id, c.mode, c.index, &c.chain_key, sp.as_ref()).unwrap();
-        let recips: Vec<_> = c.recipients.iter().map(|n| id_of(n).public()).collect();
-        let shares = seal_shares_with_rng(
-            alice,
-            &room,
-            c.epoch,
-            &key,
-            &recips,
-            &mut VectorRng::new(c.rng_seed),
-        )
-        .unwrap();
-        let rng_out = rng_bytes(c.rng_seed, 32 * recips.len());
-        let mut share_json = vec![];
-        for ((share, name), ikm) in shares.iter().zip(c.recipients).zip(rng_out.chunks(32)) {
-            let r = id_of(name);
-            share_json.push(json!({
-                "recipient": name,
-                "rng_output": hex(ikm),
-                "info": hex(&doc_info(c.room, c.epoch, alice.public().as_bytes(), r.public().as_bytes())),
-                "header": hex(&doc_header(c.room, c.epoch, alice.id().as_bytes(), r.id().as_bytes())),
-                "share": hex(share.as_bytes()),
+    for suite in Suite::ALL {
+        for c in cases() {
+            let room = RoomId::new(c.room).unwrap();
+            let key = key_of(&c);
+            let bundles: Vec<DeviceBundle> =
+                c.recipients.iter().map(|n| id_of(n).bundle()).collect();
+            let recips: Vec<Recipient<'_>> =
+                bundles.iter().map(|b| recipient_of(b, suite)).collect();
+            let rng_seed = format!(
+                "secret-chat/kat/v2/key-share/seal/{}/{}",
+                suite_name(suite),
+                c.name
+            );
+            let shares = seal_shares_with_rng(
+                alice,
+                &room,
+                suite,
+                c.epoch,
+                &INSTANCE,
+                &key,
+                &recips,
+                &mut VectorRng::new(rng_seed.as_bytes()),
+            )
+            .unwrap();
+            let per = suite.encapsulation_randomness();
+            let rng_out = rng_bytes(rng_seed.as_bytes(), per * recips.len());
+            let mut share_json = vec![];
+            for ((share, name), ikm) in shares.iter().zip(c.recipients).zip(rng_out.chunks(per)) {
+                let r = id_of(name);
+                let header = doc_header(
+                    suite.to_byte(),
+                    c.room,
+                    c.epoch,
+                    alice.public().as_bytes(),
+                    &INSTANCE,
+                    r.public().as_bytes(),
+                    1,
+                );
+                share_json.push(json!({
+                    "recipient": name,
+                    "recipient_serial": 1,
+                    "rng_output": hex(ikm),
+                    "header": hex(&header),
+                    "info": hex(&[INFO_LABEL, &header].concat()),
+                    "share": hex(share.as_bytes()),
+                }));
+            }
+            let case_name = format!("{}/{}", suite_name(suite), c.name);
+            out_cases.push(json!({
+                "name": case_name,
+                "suite": suite.to_byte(),
+                "sender": "alice",
+                "sender_instance": hex(&INSTANCE),
+                "room_id": hex(c.room),
+                "epoch": c.epoch,
+                "sender_key": sender_key_json(&c),
+                "seal_rng_seed": hex(rng_seed.as_bytes()),
+                "shares": share_json,
             }));
-        }
-        out_cases.push(json!({
-            "name": c.name,
-            "sender": "alice",
-            "room_id": hex(c.room),
-            "epoch": c.epoch,
-            "sender_key": sender_key_json(&c),
-            "seal_rng_seed": hex(c.rng_seed),
-            "shares": share_json,
-            "opened": sender_key_json(&c),
-        }));
 
-        if c.mode == SenderKeyMode::Signed {
-            let bob = id_of("bob");
+            if c.mode != SenderKeyMode::Signed {
+                continue;
+            }
             let good = shares[0].as_bytes().to_vec();
-            let hl = 3 + c.room.len() + 4 + 32;
-            let header = &good[..hl];
-            let enc = &good[hl..hl + 32];
-            let ct = &good[hl + 34..good.len() - 64];
-            let alice_seed = &rng_bytes(&seed_of("alice"), 32);
-            let mallory_seed = &rng_bytes(&seed_of("mallory"), 32);
+            let hl = 3 + c.room.len() + 4 + 32 + 32 + 32 + 4;
+            let (aad, enc, ct, _) = doc_split(&good, hl, suite.enc_len());
+            let alice_seed = rng_bytes(&seed_of("alice"), 32);
+            let mallory_seed = rng_bytes(&seed_of("mallory"), 32);
             let mut flipped = good.clone();
             *flipped.last_mut().unwrap() ^= 0x80;
             let mut bad_ct = ct.to_vec();
             bad_ct[10] ^= 1;
-            // The relay's re-wrap: its own chain key, to Bob, under Alice's
-            // name, signed with its own identity.
-            let info = doc_info(
-                c.room,
-                c.epoch,
-                alice.public().as_bytes(),
-                bob.public().as_bytes(),
-            );
-            let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(bob.public().dh_key().as_bytes())
-                .unwrap();
-            let mut pt = vec![2u8];
-            pt.extend_from_slice(&[0x66; 16]);
-            pt.extend_from_slice(&0u32.to_be_bytes());
-            pt.extend_from_slice(&[0x66; 32]);
-            let (renc, rct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
-                &OpModeS::Base,
-                &pk,
-                &info,
-                &pt,
-                header,
-                &mut VectorRng::new(b"secret-chat/kat/key-share/relay"),
-            )
-            .unwrap();
-            let rewrapped = doc_assemble(mallory_seed, header, &renc.to_bytes(), &rct);
+            let mut unknown_serial = aad.to_vec();
+            unknown_serial[hl - 4..hl].copy_from_slice(&9u32.to_be_bytes());
             let room_hex = hex(c.room);
-            let mut rej =
-                |name: &str, share: &[u8], me: &str, pinned: &str, room: &str, epoch: u32| {
-                    let kp = id_of(me);
-                    let err = open_share(
-                        share,
-                        kp,
-                        id_of(pinned).public(),
-                        &RoomId::new(&unhex(room)).unwrap(),
-                        epoch,
-                    )
-                    .unwrap_err();
-                    rejections.push(json!({
-                        "name": name, "share": hex(share), "recipient": me, "pinned_sender": pinned,
-                        "room_id": room, "epoch": epoch, "error": format!("{err:?}"),
-                    }));
-                };
+            let mut rej = |name: &str,
+                           share: &[u8],
+                           me: &str,
+                           pinned: &str,
+                           room: &str,
+                           epoch: u32,
+                           instance: [u8; 32]| {
+                let err = open_share(
+                    share,
+                    id_of(me),
+                    id_of(pinned).public(),
+                    &RoomId::new(&unhex(room)).unwrap(),
+                    epoch,
+                    &instance,
+                )
+                .unwrap_err();
+                rejections.push(json!({
+                    "name": format!("{}/{name}", suite_name(suite)),
+                    "share": hex(share), "recipient": me, "pinned_sender": pinned,
+                    "room_id": room, "epoch": epoch, "sender_instance": hex(&instance),
+                    "error": format!("{err:?}"),
+                }));
+            };
+            let e = c.epoch;
             rej(
                 "another-recipient",
                 &good,
                 "carol",
                 "alice",
                 &room_hex,
-                c.epoch,
+                e,
+                INSTANCE,
             );
             rej(
                 "another-room",
@@ -289,7 +345,8 @@ fn generate() -> Value {
                 "bob",
                 "alice",
                 &hex(b"other-room"),
-                c.epoch,
+                e,
+                INSTANCE,
             );
             rej(
                 "replayed-into-next-epoch",
@@ -297,7 +354,17 @@ fn generate() -> Value {
                 "bob",
                 "alice",
                 &room_hex,
-                c.epoch + 1,
+                e + 1,
+                INSTANCE,
+            );
+            rej(
+                "another-membership-instance",
+                &good,
+                "bob",
+                "alice",
+                &room_hex,
+                e,
+                [0x1b; 32],
             );
             rej(
                 "pinned-sender-is-someone-else",
@@ -305,39 +372,55 @@ fn generate() -> Value {
                 "bob",
                 "carol",
                 &room_hex,
-                c.epoch,
+                e,
+                INSTANCE,
             );
             rej(
-                "rewrapped-and-signed-by-relay",
-                &rewrapped,
+                "re-signed-by-relay",
+                &doc_assemble(&mallory_seed, aad, enc, ct),
                 "bob",
                 "alice",
                 &room_hex,
-                c.epoch,
-            );
-            rej(
-                "low-order-enc-signed-by-sender",
-                &doc_assemble(alice_seed, header, &[0u8; 32], ct),
-                "bob",
-                "alice",
-                &room_hex,
-                c.epoch,
+                e,
+                INSTANCE,
             );
             rej(
                 "ciphertext-flipped-and-resigned",
-                &doc_assemble(alice_seed, header, enc, &bad_ct),
+                &doc_assemble(&alice_seed, aad, enc, &bad_ct),
                 "bob",
                 "alice",
                 &room_hex,
-                c.epoch,
+                e,
+                INSTANCE,
             );
+            rej(
+                "unknown-share-key-serial",
+                &doc_assemble(&alice_seed, &unknown_serial, enc, ct),
+                "bob",
+                "alice",
+                &room_hex,
+                e,
+                INSTANCE,
+            );
+            if suite == Suite::X25519 {
+                rej(
+                    "low-order-enc-signed-by-sender",
+                    &doc_assemble(&alice_seed, aad, &[0u8; 32], ct),
+                    "bob",
+                    "alice",
+                    &room_hex,
+                    e,
+                    INSTANCE,
+                );
+            }
             rej(
                 "signature-bit-flipped",
                 &flipped,
                 "bob",
                 "alice",
                 &room_hex,
-                c.epoch,
+                e,
+                INSTANCE,
             );
             rej(
                 "truncated",
@@ -345,16 +428,20 @@ fn generate() -> Value {
                 "bob",
                 "alice",
                 &room_hex,
-                c.epoch,
+                e,
+                INSTANCE,
             );
         }
     }
     json!({
-        "description": "secret-chat v1 key shares (docs/PROTOCOL.md section 3). Identities: \
-            IdentityKeyPair::generate_with_rng(VectorRng(rng_seed)); secret = Ed25519 seed || X25519 secret. \
-            Each share's HPKE ephemeral key is DeriveKeyPair(rng_output), the next 32 bytes of VectorRng(seal_rng_seed). \
-            Hex strings; integers are JSON numbers.",
-        "suite": "DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM, base mode",
+        "description": "secret-chat v2 key shares and share keys (docs/PROTOCOL.md sections 2 and 3). \
+            Identities: IdentityKeyPair::generate_at(created_at, VectorRng(rng_seed)), which draws the \
+            Ed25519 seed (32 bytes), then the X25519 share key's DeriveKeyPair input (32), then the \
+            X-Wing share key's DeriveKeyPair input (32); share keys have serial 1. Each share draws, \
+            in recipient order, the next rng_output bytes of VectorRng(seal_rng_seed): 32 for X25519 \
+            (the ephemeral key is DeriveKeyPair of them), 64 for X-Wing (the encapsulation seed). \
+            Seeds are hex of their ASCII text; byte strings are hex; integers are JSON numbers.",
+        "created_at": T0,
         "identities": identities,
         "cases": out_cases,
         "rejections": rejections,
@@ -381,110 +468,148 @@ fn vectors_are_reproduced_byte_for_byte() {
     );
 }
 
+/// Independent: the share keys and bundles of every identity, from the
+/// documented derivation (hpke's DeriveKeyPair, raw Ed25519).
+#[test]
+fn vectors_share_keys_follow_the_documented_layout() {
+    use ed25519_dalek::Signer;
+    let v = load();
+    let t0 = v["created_at"].as_u64().unwrap();
+    for (_, id) in v["identities"].as_object().unwrap() {
+        let signing =
+            ed25519_dalek::SigningKey::from_bytes(&h(&id["ed25519_seed"]).try_into().unwrap());
+        let public = signing.verifying_key().to_bytes();
+        assert_eq!(hex(&public), id["public"].as_str().unwrap());
+        let (_, x) = KX::derive_keypair(&h(&id["x25519_ikm"]));
+        let (_, w) = KW::derive_keypair(&h(&id["xwing_ikm"]));
+        let mut bundle = vec![2u8];
+        bundle.extend_from_slice(&public);
+        bundle.push(2);
+        for (k, (suite, pk)) in id["share_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip([(1u8, x.to_bytes().to_vec()), (2u8, w.to_bytes().to_vec())])
+        {
+            let mut enc = vec![2u8, suite];
+            enc.extend_from_slice(&1u32.to_be_bytes());
+            enc.extend_from_slice(&t0.to_be_bytes());
+            enc.extend_from_slice(&pk);
+            let sig = signing.sign(&[SHARE_KEY_LABEL, &public[..], &enc].concat());
+            enc.extend_from_slice(&sig.to_bytes());
+            assert_eq!(hex(&enc), k["encoded"].as_str().unwrap());
+            bundle.extend_from_slice(&(enc.len() as u16).to_be_bytes());
+            bundle.extend_from_slice(&enc);
+        }
+        assert_eq!(hex(&bundle), id["bundle"].as_str().unwrap());
+        assert!(DeviceBundle::from_bytes(&bundle).is_ok());
+    }
+}
+
 /// Replays the file with the public API and, independently, with raw HPKE
 /// and Ed25519 calls following docs/PROTOCOL.md.
 #[test]
 fn vectors_open_with_the_api_and_with_the_documented_layout() {
     let v = load();
     let ids = &v["identities"];
-    let kp = |n: &Value| {
-        let n = n.as_str().unwrap();
-        let kp = IdentityKeyPair::generate_with_rng(&mut VectorRng::new(&h(&ids[n]["rng_seed"])));
-        assert_eq!(
-            hex(kp.public().as_bytes()),
-            ids[n]["public"].as_str().unwrap()
-        );
-        assert_eq!(hex(kp.id().as_bytes()), ids[n]["id"].as_str().unwrap());
-        kp
-    };
+    let kp = |n: &Value| identity(n.as_str().unwrap());
     let mut n = 0;
     for c in v["cases"].as_array().unwrap() {
         let sender = kp(&c["sender"]);
+        let suite = Suite::from_byte(c["suite"].as_u64().unwrap() as u8).unwrap();
         let room = RoomId::new(&h(&c["room_id"])).unwrap();
         let epoch = c["epoch"].as_u64().unwrap() as u32;
-        let expected = key_from_json(&c["opened"]);
-        let sk = &c["sender_key"];
-        let rng_out = rng_bytes(
-            &h(&c["seal_rng_seed"]),
-            32 * c["shares"].as_array().unwrap().len(),
-        );
-        for (s, ikm) in c["shares"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(rng_out.chunks(32))
-        {
+        let instance: [u8; 32] = h(&c["sender_instance"]).try_into().unwrap();
+        let expected = key_from_json(&c["sender_key"]);
+        let per = suite.encapsulation_randomness();
+        let shares = c["shares"].as_array().unwrap();
+        let rng_out = rng_bytes(&h(&c["seal_rng_seed"]), per * shares.len());
+        for (s, ikm) in shares.iter().zip(rng_out.chunks(per)) {
+            let name = s["recipient"].as_str().unwrap();
             let me = kp(&s["recipient"]);
             let bytes = h(&s["share"]);
             assert_eq!(h(&s["rng_output"]), ikm);
             // Public API.
             let share = KeyShare::from_bytes(&bytes).unwrap();
             assert_eq!(share.to_bytes(), bytes);
-            let opened = share.open(&me, sender.public(), &room, epoch).unwrap();
+            let opened = share
+                .open(&me, sender.public(), &room, epoch, &instance)
+                .unwrap();
             assert!(opened == expected);
-            // Independent: layout, signature, enc = DeriveKeyPair(ikm), HPKE open.
+            // Independent: layout, signature, HPKE open with the share key
+            // derived from the documented IKM.
             let header = h(&s["header"]);
             let hl = header.len();
             assert_eq!(&bytes[..hl], &header[..]);
-            let info = doc_info(
-                room.as_bytes(),
-                epoch,
-                sender.public().as_bytes(),
-                me.public().as_bytes(),
-            );
+            let info = [INFO_LABEL, &header].concat();
             assert_eq!(h(&s["info"]), info);
-            let enc = &bytes[hl..hl + 32];
-            let (_, pk_e) = Kem::derive_keypair(ikm);
-            assert_eq!(&pk_e.to_bytes()[..], enc);
-            let clen = u16::from_be_bytes([bytes[hl + 32], bytes[hl + 33]]) as usize;
-            let ct = &bytes[hl + 34..hl + 34 + clen];
-            let sig = &bytes[hl + 34 + clen..];
-            assert_eq!(sig.len(), 64);
+            let (aad, enc, ct, sig) = doc_split(&bytes, hl, suite.enc_len());
+            // The sender's own share key rides along, byte for byte.
+            let ssk = &aad[hl + 2..];
+            assert_eq!(
+                hex(ssk),
+                ids["alice"]["share_keys"][usize::from(suite.to_byte() - 1)]["encoded"]
+                    .as_str()
+                    .unwrap()
+            );
             let signer = ed25519_dalek::VerifyingKey::from_bytes(
-                &sender.public().as_bytes()[1..33].try_into().unwrap(),
+                &sender.public().as_bytes()[..].try_into().unwrap(),
             )
             .unwrap();
             let signed = [SIG_LABEL, &bytes[..bytes.len() - 64]].concat();
             signer
                 .verify_strict(&signed, &ed25519_dalek::Signature::from_slice(sig).unwrap())
                 .unwrap();
-            let secret = h(&ids[s["recipient"].as_str().unwrap()]["secret"]);
-            let sk_r = <Kem as hpke::Kem>::PrivateKey::from_bytes(&secret[32..]).unwrap();
-            let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(enc).unwrap();
-            let pt = hpke::single_shot_open::<Aead, Kdf, Kem>(
-                &OpModeR::Base,
-                &sk_r,
-                &enc,
-                &info,
-                ct,
-                &header,
-            )
-            .unwrap();
-            let mut doc_pt = vec![sk["mode"].as_u64().unwrap() as u8];
-            doc_pt.extend_from_slice(&h(&sk["id"]));
-            doc_pt.extend_from_slice(&(sk["index"].as_u64().unwrap() as u32).to_be_bytes());
-            doc_pt.extend_from_slice(&h(&sk["chain_key"]));
-            if let Some(p) = sk["signing_public"].as_str() {
-                doc_pt.extend_from_slice(&unhex(p));
-            }
-            assert_eq!(pt, doc_pt);
+            let pt = match suite {
+                Suite::X25519 => {
+                    let (_, pk_e) = KX::derive_keypair(ikm);
+                    assert_eq!(&pk_e.to_bytes()[..], enc);
+                    let (sk, _) = KX::derive_keypair(&h(&ids[name]["x25519_ikm"]));
+                    let enc = <KX as hpke::Kem>::EncappedKey::from_bytes(enc).unwrap();
+                    hpke::single_shot_open::<Aead, Kdf, KX>(
+                        &OpModeR::Base,
+                        &sk,
+                        &enc,
+                        &info,
+                        ct,
+                        aad,
+                    )
+                    .unwrap()
+                }
+                _ => {
+                    let (sk, _) = KW::derive_keypair(&h(&ids[name]["xwing_ikm"]));
+                    let enc = <KW as hpke::Kem>::EncappedKey::from_bytes(enc).unwrap();
+                    hpke::single_shot_open::<Aead, Kdf, KW>(
+                        &OpModeR::Base,
+                        &sk,
+                        &enc,
+                        &info,
+                        ct,
+                        aad,
+                    )
+                    .unwrap()
+                }
+            };
+            let sk = &c["sender_key"];
+            assert_eq!(pt[0] as u64, sk["mode"].as_u64().unwrap());
+            assert_eq!(&pt[1..17], &h(&sk["id"])[..]);
+            assert_eq!(
+                &pt[17..21],
+                &(sk["index"].as_u64().unwrap() as u32).to_be_bytes()
+            );
+            assert_eq!(&pt[21..53], &h(&sk["chain_key"])[..]);
             n += 1;
         }
     }
-    assert_eq!(n, 3);
+    assert_eq!(n, 6);
 }
 
 #[test]
 fn vector_rejections_fail_with_their_error() {
     let v = load();
-    let ids = &v["identities"];
-    let kp = |n: &Value| {
-        IdentityKeyPair::generate_with_rng(&mut VectorRng::new(&h(
-            &ids[n.as_str().unwrap()]["rng_seed"],
-        )))
-    };
+    let kp = |n: &Value| identity(n.as_str().unwrap());
     let rejections = v["rejections"].as_array().unwrap();
-    assert_eq!(rejections.len(), 9);
+    assert_eq!(rejections.len(), 21);
     for r in rejections {
         let err = open_share(
             &h(&r["share"]),
@@ -492,6 +617,7 @@ fn vector_rejections_fail_with_their_error() {
             kp(&r["pinned_sender"]).public(),
             &RoomId::new(&h(&r["room_id"])).unwrap(),
             r["epoch"].as_u64().unwrap() as u32,
+            &h(&r["sender_instance"]).try_into().unwrap(),
         )
         .unwrap_err();
         assert_eq!(
@@ -510,6 +636,7 @@ fn vector_rejections_fail_with_their_error() {
         "BadSignature",
         "WeakKey",
         "Tampered",
+        "UnknownShareKey",
         "Malformed(Truncated)",
     ] {
         assert!(errors.contains(&e), "{e} not covered");
@@ -523,21 +650,272 @@ fn fan_out_then_each_member_opens_only_its_own() {
         .iter()
         .map(|n| identity(n))
         .collect();
+    let bundles: Vec<_> = members.iter().map(|m| m.bundle()).collect();
     let room = RoomId::new(b"r").unwrap();
     let key = shared_sender_key([9; 16], SenderKeyMode::Pairwise, 1, &[8; 32], None).unwrap();
-    let publics: Vec<_> = members.iter().map(|m| m.public()).collect();
-    let shares = secret_chat::seal_shares(&alice, &room, 1, &key, &publics).unwrap();
-    for (i, share) in shares.iter().enumerate() {
-        for (j, m) in members.iter().enumerate() {
-            let r = open_share(share.as_bytes(), m, alice.public(), &room, 1);
-            if i == j {
-                assert!(r.unwrap() == key);
-            } else {
-                assert_eq!(r.unwrap_err(), Error::NotForMe);
+    for suite in Suite::ALL {
+        let recips: Vec<_> = bundles.iter().map(|b| recipient_of(b, suite)).collect();
+        let shares =
+            secret_chat::seal_shares(&alice, &room, suite, 1, &INSTANCE, &key, &recips).unwrap();
+        for (i, share) in shares.iter().enumerate() {
+            for (j, m) in members.iter().enumerate() {
+                let r = open_share(share.as_bytes(), m, alice.public(), &room, 1, &INSTANCE);
+                if i == j {
+                    assert!(r.unwrap() == key);
+                } else {
+                    assert_eq!(r.unwrap_err(), Error::NotForMe);
+                }
             }
         }
+        // The OS-RNG form draws fresh encapsulations: two runs differ.
+        let again =
+            secret_chat::seal_shares(&alice, &room, suite, 1, &INSTANCE, &key, &recips).unwrap();
+        assert_ne!(again[0].as_bytes(), shares[0].as_bytes());
     }
-    // The OS-RNG form draws fresh ephemeral keys: two runs differ.
-    let again = secret_chat::seal_shares(&alice, &room, 1, &key, &publics).unwrap();
-    assert_ne!(again[0].as_bytes(), shares[0].as_bytes());
+}
+
+/// Tries every share-key secret a (stolen) identity holds against a share,
+/// bypassing the serial lookup: the thief's best effort with raw HPKE.
+fn thief_can_open(stolen: &IdentityKeyPair, storage: &StorageKey, share: &[u8]) -> bool {
+    // The thief has the exported identity blob and its storage key.
+    let blob = stolen.export(storage).unwrap();
+    let thief = IdentityKeyPair::import(&blob, storage).unwrap();
+    let parsed = KeyShare::from_bytes(share).unwrap();
+    let serial = parsed.recipient_serial();
+    // Through the API: the share names a serial the stolen state either
+    // erased or never had.
+    let room = parsed.room().clone();
+    let sender = secret_chat::PublicIdentity::from_bytes(parsed.sender()).unwrap();
+    let api = parsed.open(
+        &thief,
+        &sender,
+        &room,
+        parsed.epoch(),
+        parsed.sender_instance(),
+    );
+    if api.is_ok() {
+        return true;
+    }
+    assert!(
+        matches!(api, Err(Error::ShareKeyErased | Error::UnknownShareKey)),
+        "{api:?} for serial {serial}"
+    );
+    false
+}
+
+fn two_devices() -> (IdentityKeyPair, IdentityKeyPair, RoomId, SharedSenderKey) {
+    let alice = IdentityKeyPair::generate_at(T0, &mut VectorRng::new(b"fs alice"));
+    let bob = IdentityKeyPair::generate_at(T0, &mut VectorRng::new(b"fs bob"));
+    let key = shared_sender_key([4; 16], SenderKeyMode::Pairwise, 0, &[5; 32], None).unwrap();
+    (alice, bob, RoomId::new(b"fs-room").unwrap(), key)
+}
+
+fn seal_to(
+    alice: &IdentityKeyPair,
+    bundle: &DeviceBundle,
+    room: &RoomId,
+    key: &SharedSenderKey,
+) -> Vec<u8> {
+    seal_shares_with_rng(
+        alice,
+        room,
+        Suite::XWing,
+        0,
+        &INSTANCE,
+        key,
+        &[recipient_of(bundle, Suite::XWing)],
+        &mut VectorRng::new(b"seal"),
+    )
+    .unwrap()[0]
+        .to_bytes()
+}
+
+/// Must-show (1): the relay records a share sealed to Bob's share key; Bob
+/// rotates, the grace ends and the old secret is erased; then Bob's whole
+/// state (identity blob and storage key) is stolen. The thief cannot open
+/// the recorded share.
+#[test]
+fn thief_after_grace_cannot_open_shares_sealed_to_an_erased_share_key() {
+    let policy = ShareKeyPolicy::default();
+    let (alice, mut bob, room, key) = two_devices();
+    let recorded = seal_to(&alice, &bob.bundle(), &room, &key);
+    // Before the theft Bob could open it.
+    assert!(open_share(&recorded, &bob, alice.public(), &room, 0, &INSTANCE).unwrap() == key);
+    let t1 = T0 + policy.rotate_after_secs;
+    bob.maintain_share_keys_at(t1, &policy, &mut VectorRng::new(b"rotate"))
+        .unwrap();
+    // Still within the grace: in-flight shares open.
+    assert!(open_share(&recorded, &bob, alice.public(), &room, 0, &INSTANCE).is_ok());
+    assert!(
+        bob.maintain_share_keys_at(
+            t1 + policy.keep_superseded_secs + 1,
+            &ShareKeyPolicy {
+                rotate_after_secs: u64::MAX,
+                ..policy
+            },
+            &mut VectorRng::new(b"x")
+        )
+        .is_none()
+    );
+    let storage = StorageKey::generate_with_rng(&mut VectorRng::new(b"storage"));
+    assert!(!thief_can_open(&bob, &storage, &recorded));
+    assert_eq!(
+        open_share(&recorded, &bob, alice.public(), &room, 0, &INSTANCE).unwrap_err(),
+        Error::ShareKeyErased
+    );
+}
+
+/// Must-show (2): the thief steals Bob's state; Bob rotates and publishes
+/// the new bundle; Alice's next share is sealed to the new key: the stolen
+/// state cannot open it.
+#[test]
+fn after_rotation_shares_to_the_new_key_are_out_of_the_thiefs_reach() {
+    let (alice, mut bob, room, key) = two_devices();
+    let storage = StorageKey::generate_with_rng(&mut VectorRng::new(b"storage"));
+    let stolen = IdentityKeyPair::import(&bob.export(&storage).unwrap(), &storage).unwrap();
+    let fresh = bob
+        .rotate_share_keys_at(T0 + 10, &mut VectorRng::new(b"rotate"))
+        .unwrap();
+    let next = seal_to(&alice, &fresh, &room, &key);
+    assert!(open_share(&next, &bob, alice.public(), &room, 0, &INSTANCE).unwrap() == key);
+    assert!(!thief_can_open(&stolen, &storage, &next));
+    assert_eq!(
+        open_share(&next, &stolen, alice.public(), &room, 0, &INSTANCE).unwrap_err(),
+        Error::UnknownShareKey
+    );
+}
+
+fn pair_room(
+    alice: &IdentityKeyPair,
+    bob: &IdentityKeyPair,
+    now: u64,
+) -> (Room, Vec<secret_chat::OutgoingShare>, MemberId, MemberId) {
+    let (a, b) = (
+        MemberId::new(b"alice").unwrap(),
+        MemberId::new(b"bob").unwrap(),
+    );
+    let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle())];
+    let (room, shares) = Room::create_with_rng(
+        alice,
+        RoomId::new(b"sk-room").unwrap(),
+        a.clone(),
+        &members,
+        Suite::XWing,
+        RotationPolicy::default(),
+        now,
+        &mut VectorRng::new(b"room"),
+    )
+    .unwrap();
+    (room, shares, a, b)
+}
+
+/// Must-show (3): a share key signed by another identity, an expired one, a
+/// replayed older serial and a share naming an unknown serial are each
+/// refused with their own error and change nothing.
+#[test]
+fn share_key_rejections_have_their_own_errors_and_change_nothing() {
+    let (alice, mut bob, _, _) = two_devices();
+    let mallory = IdentityKeyPair::generate_at(T0, &mut VectorRng::new(b"mallory"));
+    let (mut room, _, _, b) = pair_room(&alice, &bob, T0);
+    let before = room.member_share_key(&b).unwrap().clone();
+
+    // Signed by another identity: the relay's bundle under Bob's name.
+    let bob_bytes = bob.bundle().to_bytes();
+    let mallory_bundle = mallory.bundle();
+    let forged_key = mallory_bundle.share_key(Suite::XWing).unwrap().as_bytes();
+    assert_eq!(
+        SignedShareKey::from_bytes(forged_key, bob.public()).unwrap_err(),
+        Error::BadSignature
+    );
+    let mut spliced = bob_bytes[..33].to_vec(); // Bob's identity, Mallory's keys
+    spliced.extend_from_slice(&mallory_bundle.to_bytes()[33..]);
+    assert_eq!(
+        DeviceBundle::from_bytes(&spliced).unwrap_err(),
+        Error::BadSignature
+    );
+    assert_eq!(
+        room.update_member_bundle(&b, &mallory_bundle).unwrap_err(),
+        Error::IdentityChanged
+    );
+    assert_eq!(room.member_share_key(&b).unwrap(), &before);
+
+    // A replayed older serial.
+    let old = bob.bundle();
+    let new = bob
+        .rotate_share_keys_at(T0 + 5, &mut VectorRng::new(b"r"))
+        .unwrap();
+    room.update_member_bundle(&b, &new).unwrap();
+    let current = room.member_share_key(&b).unwrap().clone();
+    assert_eq!(
+        room.update_member_bundle(&b, &old).unwrap_err(),
+        Error::StaleShareKey
+    );
+    assert_eq!(room.member_share_key(&b).unwrap(), &current);
+
+    // Expired: a room whose only known share key of Bob is past the maximum
+    // age refuses to seal to it (and so to rotate) until it learns a newer one.
+    let policy = ShareKeyPolicy::default();
+    let late = T0 + policy.max_age_secs + 1;
+    let (mut stale_room, _, _, _) = pair_room(
+        &alice,
+        &IdentityKeyPair::generate_at(T0, &mut VectorRng::new(b"fs bob")),
+        T0,
+    );
+    assert_eq!(
+        stale_room
+            .rotate_with_rng(&alice, late, &mut VectorRng::new(b"x"))
+            .unwrap_err(),
+        Error::ShareKeyTooOld
+    );
+    assert_eq!(stale_room.epoch(), 0, "nothing changed");
+
+    // A share naming a serial the recipient never made: see the vector
+    // rejection `*/unknown-share-key-serial`, and the unit test in keyshare.
+    let (_, shares, a, _) = pair_room(&alice, &bob, T0);
+    let mut bob_room = pair_room_for_bob(&alice, &bob);
+    let mut bytes = shares[0].bytes.clone();
+    let hl = 3 + b"sk-room".len() + 4 + 32 + 32 + 32 + 4;
+    bytes[hl - 1] = 9;
+    assert!(bob_room.receive_share_at(&bob, &a, &bytes, T0).is_err());
+    assert!(!bob_room.has_key_of(&a));
+}
+
+fn pair_room_for_bob(alice: &IdentityKeyPair, bob: &IdentityKeyPair) -> Room {
+    let (a, b) = (
+        MemberId::new(b"alice").unwrap(),
+        MemberId::new(b"bob").unwrap(),
+    );
+    let members = [(a, alice.bundle()), (b.clone(), bob.bundle())];
+    Room::create_with_rng(
+        bob,
+        RoomId::new(b"sk-room").unwrap(),
+        b,
+        &members,
+        Suite::XWing,
+        RotationPolicy::default(),
+        T0,
+        &mut VectorRng::new(b"bob room"),
+    )
+    .unwrap()
+    .0
+}
+
+/// Members learn each other's newer share keys in-band: Bob rotates, and
+/// the next key share he sends carries the new share key, which Alice's
+/// room adopts (verified) without asking the relay.
+#[test]
+fn newer_share_keys_travel_in_band_with_key_shares() {
+    let (alice, mut bob, _, _) = two_devices();
+    let (mut at_alice, _, _, b) = pair_room(&alice, &bob, T0);
+    let mut at_bob = pair_room_for_bob(&alice, &bob);
+    assert_eq!(at_alice.member_share_key(&b).unwrap().serial(), 1);
+    bob.rotate_share_keys_at(T0 + 1, &mut VectorRng::new(b"r"))
+        .unwrap();
+    let shares = at_bob
+        .rotate_with_rng(&bob, T0 + 2, &mut VectorRng::new(b"s"))
+        .unwrap();
+    at_alice
+        .receive_share_at(&alice, &b, &shares[0].bytes, T0 + 2)
+        .unwrap();
+    assert_eq!(at_alice.member_share_key(&b).unwrap().serial(), 2);
 }

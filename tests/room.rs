@@ -9,7 +9,7 @@
 
 use secret_chat::room::{OutgoingShare, RotationPolicy};
 use secret_chat::testing::VectorRng;
-use secret_chat::{Error, IdentityKeyPair, MemberId, PublicIdentity, Room, RoomId, SenderKeyMode};
+use secret_chat::{DeviceBundle, Error, IdentityKeyPair, MemberId, Room, RoomId, SenderKeyMode};
 
 struct Device {
     name: MemberId,
@@ -27,14 +27,14 @@ impl Device {
         }
     }
 
-    fn entry(&self) -> (MemberId, PublicIdentity) {
-        (self.name.clone(), self.identity.public().clone())
+    fn entry(&self) -> (MemberId, DeviceBundle) {
+        (self.name.clone(), self.identity.bundle())
     }
 
     fn create(
         &mut self,
         room: &[u8],
-        members: &[(MemberId, PublicIdentity)],
+        members: &[(MemberId, DeviceBundle)],
     ) -> (Room, Vec<OutgoingShare>) {
         self.create_with(room, members, RotationPolicy::default())
     }
@@ -42,7 +42,7 @@ impl Device {
     fn create_with(
         &mut self,
         room: &[u8],
-        members: &[(MemberId, PublicIdentity)],
+        members: &[(MemberId, DeviceBundle)],
         policy: RotationPolicy,
     ) -> (Room, Vec<OutgoingShare>) {
         Room::create_with_rng(
@@ -50,6 +50,7 @@ impl Device {
             RoomId::new(room).unwrap(),
             self.name.clone(),
             members,
+            secret_chat::Suite::XWing,
             policy,
             1_000,
             &mut self.rng,
@@ -165,7 +166,7 @@ fn added_member_cannot_read_earlier_messages() {
             .add_member_with_rng(
                 &d.identity,
                 dave.name.clone(),
-                dave.identity.public().clone(),
+                dave.identity.bundle(),
                 1_000,
                 &mut d.rng,
             )
@@ -260,12 +261,8 @@ fn reinstall_gives_identity_changed_and_a_new_room_works() {
         Error::IdentityChanged
     );
     assert_eq!(
-        ra.add_member(
-            &alice.identity,
-            bob.name.clone(),
-            bob2.identity.public().clone()
-        )
-        .unwrap_err(),
+        ra.add_member(&alice.identity, bob.name.clone(), bob2.identity.bundle())
+            .unwrap_err(),
         Error::IdentityChanged
     );
     assert_eq!(format!("{ra:?}"), before);
@@ -472,8 +469,8 @@ fn relay_key_substitution_is_caught() {
     let (mut alice, mut bob) = (Device::new("alice"), Device::new("bob"));
     let mut mallory = Device::new("mallory");
     // What the relay tells each side.
-    let fake_bob = (bob.name.clone(), mallory.identity.public().clone());
-    let fake_alice = (alice.name.clone(), mallory.identity.public().clone());
+    let fake_bob = (bob.name.clone(), mallory.identity.bundle());
+    let fake_alice = (alice.name.clone(), mallory.identity.bundle());
     let (mut ra, shares_a) = alice.create(b"dm", &[alice.entry(), fake_bob]);
     let (rb, _shares_b) = bob.create(b"dm", &[fake_alice, bob.entry()]);
 
@@ -484,10 +481,8 @@ fn relay_key_substitution_is_caught() {
         &mallory.identity,
         RoomId::new(b"dm").unwrap(),
         bob.name.clone(),
-        &[
-            alice.entry(),
-            (bob.name.clone(), mallory.identity.public().clone()),
-        ],
+        &[alice.entry(), (bob.name.clone(), mallory.identity.bundle())],
+        secret_chat::Suite::XWing,
         RotationPolicy::default(),
         1_000,
         &mut mallory.rng,
@@ -533,10 +528,8 @@ fn relay_key_substitution_is_caught() {
         &mallory.identity,
         RoomId::new(b"dm3").unwrap(),
         bob.name.clone(),
-        &[
-            alice.entry(),
-            (bob.name.clone(), mallory.identity.public().clone()),
-        ],
+        &[alice.entry(), (bob.name.clone(), mallory.identity.bundle())],
+        secret_chat::Suite::XWing,
         RotationPolicy::default(),
         1_000,
         &mut mallory.rng,
@@ -590,16 +583,14 @@ fn one_identity_cannot_hold_two_member_ids() {
     let twice = [
         alice.entry(),
         bob.entry(),
-        (
-            MemberId::new(b"bob-2").unwrap(),
-            bob.identity.public().clone(),
-        ),
+        (MemberId::new(b"bob-2").unwrap(), bob.identity.bundle()),
     ];
     let err = Room::create_with_rng(
         &alice.identity,
         RoomId::new(b"r").unwrap(),
         alice.name.clone(),
         &twice,
+        secret_chat::Suite::XWing,
         RotationPolicy::default(),
         0,
         &mut alice.rng,

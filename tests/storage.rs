@@ -15,7 +15,7 @@ use secret_chat::room::{OutgoingShare, RotationPolicy};
 use secret_chat::storage::{ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD};
 use secret_chat::testing::VectorRng;
 use secret_chat::{
-    DecodeError, Error, IdentityKeyPair, MemberId, PublicIdentity, Room, RoomId, StorageKey,
+    DecodeError, DeviceBundle, Error, IdentityKeyPair, MemberId, Room, RoomId, StorageKey,
 };
 use serde_json::{Value, json};
 
@@ -30,13 +30,13 @@ impl Device {
         let mut rng = VectorRng::new(name.as_bytes());
         Self {
             name: MemberId::new(name.as_bytes()).unwrap(),
-            identity: IdentityKeyPair::generate_with_rng(&mut rng),
+            identity: IdentityKeyPair::generate_at(1_000, &mut rng),
             rng,
         }
     }
 
-    fn entry(&self) -> (MemberId, PublicIdentity) {
-        (self.name.clone(), self.identity.public().clone())
+    fn entry(&self) -> (MemberId, DeviceBundle) {
+        (self.name.clone(), self.identity.bundle())
     }
 }
 
@@ -57,6 +57,7 @@ fn world(names: &[&str], policy: RotationPolicy) -> World {
             RoomId::new(b"stored room").unwrap(),
             d.name.clone(),
             &members,
+            secret_chat::Suite::XWing,
             policy,
             1_000,
             &mut d.rng,
@@ -280,7 +281,11 @@ fn every_bit_flip_and_truncation_is_a_typed_error() {
         .identity
         .export_with_rng(&key, &mut VectorRng::new(b"n"))
         .unwrap();
-    assert_eq!(id_blob.len(), ENVELOPE_OVERHEAD + 64);
+    // Ed25519 seed, key count, two share keys (suite, serial, created, flag, secret).
+    assert_eq!(
+        id_blob.len(),
+        ENVELOPE_OVERHEAD + 32 + 1 + 2 * (1 + 4 + 8 + 1 + 32)
+    );
     let import_room = |b: &[u8]| Room::import(b, &key).map(|_| ());
     let import_id = |b: &[u8]| IdentityKeyPair::import(b, &key).map(|_| ());
     let cases: [(&[u8], &Importer<'_>); 2] = [(&room_blob, &import_room), (&id_blob, &import_id)];
@@ -378,7 +383,7 @@ fn raw_open(key: &[u8], blob: &[u8]) -> Vec<u8> {
 
 fn storage_vectors() -> Value {
     let key = StorageKey::generate_with_rng(&mut VectorRng::new(b"storage key"));
-    let identity = IdentityKeyPair::generate_with_rng(&mut VectorRng::new(b"stored identity"));
+    let identity = IdentityKeyPair::generate_at(1_000, &mut VectorRng::new(b"stored identity"));
     let id_blob = identity
         .export_with_rng(&key, &mut VectorRng::new(b"identity nonce"))
         .unwrap();
@@ -415,7 +420,7 @@ fn storage_vectors() -> Value {
         "storage_key_rng_seed": "storage key",
         "storage_key": hex(&key.to_bytes()[..]),
         "cases": [
-            case("identity from VectorRng(\"stored identity\")", "identity nonce", STORAGE_KIND_IDENTITY, &id_blob),
+            case("identity from IdentityKeyPair::generate_at(1000, VectorRng(\"stored identity\"))", "identity nonce", STORAGE_KIND_IDENTITY, &id_blob),
             case("bob's room: members ann, bob, cyd (VectorRng seeded by name), room id \"stored room\"; \
                   ann sent 3 messages, bob received the third", "room nonce", STORAGE_KIND_ROOM, &room_blob),
         ],
@@ -450,10 +455,28 @@ fn storage_vectors_are_current() {
         assert_eq!(blob[2..14], nonce);
         let mut nonce_rng = VectorRng::new(case["nonce_rng_seed"].as_str().unwrap().as_bytes());
         let again = if case["kind"] == STORAGE_KIND_IDENTITY {
-            // The identity plaintext is the 64 bytes its generator drew.
-            let mut drawn = [0u8; 64];
+            // The identity plaintext: the Ed25519 seed its generator drew,
+            // then two share keys (suite, serial 1, created 1000, current,
+            // HPKE private key = DeriveKeyPair of the next 32 drawn bytes).
+            use hpke::{Kem, Serializable};
+            let mut drawn = [0u8; 96];
             VectorRng::new(b"stored identity").fill_bytes(&mut drawn);
-            assert_eq!(plaintext, drawn);
+            let mut doc = drawn[..32].to_vec();
+            doc.push(2);
+            let x = hpke::kem::X25519HkdfSha256::derive_keypair(&drawn[32..64])
+                .0
+                .to_bytes();
+            let w = hpke::kem::XWing::derive_keypair(&drawn[64..96])
+                .0
+                .to_bytes();
+            for (suite, secret) in [(1u8, &x[..]), (2u8, &w[..])] {
+                doc.push(suite);
+                doc.extend_from_slice(&1u32.to_be_bytes());
+                doc.extend_from_slice(&1000u64.to_be_bytes());
+                doc.push(0);
+                doc.extend_from_slice(secret);
+            }
+            assert_eq!(plaintext, doc);
             IdentityKeyPair::import(&blob, &key)
                 .unwrap()
                 .export_with_rng(&key, &mut nonce_rng)

@@ -281,7 +281,7 @@ impl ScannablePayload {
     /// The 66-byte encoding.
     pub fn to_bytes(&self) -> [u8; PAYLOAD_LEN] {
         let mut w = Writer::with_capacity(PAYLOAD_LEN);
-        w.u8(labels::PROTOCOL_VERSION)
+        w.u8(labels::PAYLOAD_VERSION)
             .u8(labels::SUITE_X25519_AES256GCM)
             .bytes(self.local.as_bytes())
             .bytes(self.remote.as_bytes());
@@ -293,7 +293,7 @@ impl ScannablePayload {
     /// Parses an encoding strictly: version, suite, exact length.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
-        r.version(labels::PROTOCOL_VERSION)?;
+        r.version(labels::PAYLOAD_VERSION)?;
         let suite = r.u8()?;
         if suite != labels::SUITE_X25519_AES256GCM {
             return Err(DecodeError::UnsupportedSuite(suite).into());

@@ -12,8 +12,8 @@ use secret_chat::room::{OutgoingShare, RotationPolicy};
 use secret_chat::storage::StorageKey;
 use secret_chat::testing::VectorRng;
 use secret_chat::{
-    Error, Fingerprint, IdentityKeyPair, InboundSenderKey, KeyShare, MemberId, Message,
-    PairVerification, PublicIdentity, Room, RoomId, ScannablePayload, SenderKeyMode,
+    DeviceBundle, Error, Fingerprint, IdentityKeyPair, InboundSenderKey, KeyShare, MemberId,
+    Message, PairVerification, PublicIdentity, Room, RoomId, ScannablePayload, SenderKeyMode,
     SharedSenderKey,
 };
 
@@ -66,8 +66,8 @@ pub(crate) struct World {
     pub(crate) bob: IdentityKeyPair,
     pub(crate) carol: IdentityKeyPair,
     pub(crate) dave: IdentityKeyPair,
-    pub(crate) group_members: Vec<(MemberId, PublicIdentity)>,
-    pub(crate) dm_members: Vec<(MemberId, PublicIdentity)>,
+    pub(crate) group_members: Vec<(MemberId, DeviceBundle)>,
+    pub(crate) dm_members: Vec<(MemberId, DeviceBundle)>,
     pub(crate) shares: Vec<GenuineShare>,
     pub(crate) messages: Vec<GenuineMessage>,
     /// A message under bob's own sender key (the relay reflecting it back).
@@ -81,14 +81,14 @@ fn member(name: &str) -> MemberId {
 }
 
 fn identity(name: &str) -> IdentityKeyPair {
-    IdentityKeyPair::generate_with_rng(&mut VectorRng::new(name.as_bytes()))
+    IdentityKeyPair::generate_at(1_700_000_000, &mut VectorRng::new(name.as_bytes()))
 }
 
 fn create(
     me: &IdentityKeyPair,
     name: &str,
     room: &[u8],
-    members: &[(MemberId, PublicIdentity)],
+    members: &[(MemberId, DeviceBundle)],
     seed: &[u8],
 ) -> (Room, Vec<OutgoingShare>) {
     Room::create_with_rng(
@@ -96,6 +96,7 @@ fn create(
         RoomId::new(room).unwrap(),
         member(name),
         members,
+        secret_chat::Suite::XWing,
         RotationPolicy::default(),
         NOW,
         &mut VectorRng::new(seed),
@@ -128,7 +129,7 @@ fn build_world() -> World {
         identity("carol"),
         identity("dave"),
     );
-    let entry = |n: &str, id: &IdentityKeyPair| (member(n), id.public().clone());
+    let entry = |n: &str, id: &IdentityKeyPair| (member(n), id.bundle());
     let group_members = vec![
         entry("alice", &alice),
         entry("bob", &bob),
@@ -244,7 +245,7 @@ fn build_world() -> World {
             (&w.dave, w.alice.public())
         };
         let room = share.room().clone();
-        let key = share.open(me, sender, &room, s.epoch).unwrap();
+        let key = share.open(me, sender, &room, s.epoch, &[0; 32]).unwrap();
         w.opened.push((room, s.epoch, key));
     }
     w
@@ -360,7 +361,7 @@ pub(crate) fn key_share(data: &[u8]) {
     for (me, sender) in pairs {
         let room = share.room().clone();
         if share
-            .open(me, sender.public(), &room, share.epoch())
+            .open(me, sender.public(), &room, share.epoch(), &[0; 32])
             .is_ok()
         {
             assert!(
