@@ -30,6 +30,7 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("receive_path", receive_path),
     ("stored_state", stored_state),
     ("scannable_payload", scannable_payload),
+    ("device_bundle", device_bundle),
 ];
 
 /// The clock every room in the world uses (Unix seconds).
@@ -270,6 +271,13 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         out.push(("round_trip", format!("identity-{i}"), rt));
     }
     out.push(("public_identity", "empty".into(), Vec::new()));
+    for (i, id) in [&w.alice, &w.bob].iter().enumerate() {
+        out.push((
+            "device_bundle",
+            format!("genuine-{i}"),
+            id.bundle().to_bytes(),
+        ));
+    }
     for (i, s) in w.shares.iter().enumerate() {
         out.push(("key_share", format!("genuine-{i}"), s.bytes.clone()));
         let mut rt = vec![1u8];
@@ -341,6 +349,39 @@ pub(crate) fn public_identity(data: &[u8]) {
         let again = PublicIdentity::from_bytes(&p.to_bytes()).expect("re-parse");
         assert_eq!(again, p);
         assert_eq!(again.id(), p.id());
+    }
+}
+
+/// `DeviceBundle::from_bytes` and `SignedShareKey::from_bytes`: total and
+/// canonical; what parses is signed by the bundle's identity, and no bundle
+/// other than a genuine one of the world verifies under a world identity.
+pub(crate) fn device_bundle(data: &[u8]) {
+    let w = world();
+    if let Ok(b) = DeviceBundle::from_bytes(data) {
+        assert_eq!(b.to_bytes(), data, "bundle: not canonical");
+        for k in b.share_keys() {
+            let again = secret_chat::SignedShareKey::from_bytes(k.as_bytes(), b.identity())
+                .expect("share key re-parse");
+            assert_eq!(&again, k);
+        }
+        for id in [&w.alice, &w.bob, &w.carol, &w.dave] {
+            if b.identity() == id.public() {
+                assert_eq!(
+                    b,
+                    id.bundle(),
+                    "bundle: forged share key under a world identity"
+                );
+            }
+        }
+    }
+    for id in [&w.alice, &w.bob] {
+        if let Ok(k) = secret_chat::SignedShareKey::from_bytes(data, id.public()) {
+            assert_eq!(k.as_bytes(), data, "share key: not canonical");
+            assert!(
+                id.bundle().share_keys().contains(&k),
+                "share key: forged under a world identity"
+            );
+        }
     }
 }
 
