@@ -85,7 +85,9 @@ pub enum Error {
     IdentityChanged,
     /// The identity or member id is not a member of this room.
     NotAMember,
-    /// The operation would exceed a documented limit (see [`limits`](crate::limits)).
+    /// The operation would exceed a documented limit (see
+    /// [`limits`](crate::limits)), for instance more than
+    /// [`MAX_MEMBERS`](crate::limits::MAX_MEMBERS) members.
     LimitExceeded,
     /// The chain of a sender key is exhausted (its index reached `u32::MAX`);
     /// rotate to a new sender key.
@@ -113,6 +115,40 @@ pub enum Error {
     ShareKeyTooOld,
     /// A member (or this device) has no share key of the room's suite.
     SuiteUnavailable,
+    /// The identity passed to a room call is not the room's own identity: a
+    /// programming mistake in the app (the wrong device identity or the
+    /// wrong room), not an attack. Nothing changed.
+    WrongIdentity,
+    /// A room needs at least two members: a one-member room, or a removal
+    /// that would leave one (to end a 1:1 chat, delete the room).
+    TooFewMembers,
+    /// The same member id appears twice in a member list.
+    DuplicateMember,
+    /// The same identity appears under two member ids (one device is one
+    /// member of a room).
+    DuplicateIdentity,
+    /// A stored blob of another kind than asked for (an identity blob
+    /// imported as a room, or the reverse).
+    WrongStateKind,
+}
+
+impl Error {
+    /// Whether the same input can succeed later without anyone re-sending
+    /// it: `true` only for [`UnknownSenderKey`](Self::UnknownSenderKey) (keep
+    /// the message; it decrypts once its key share arrives). Every other
+    /// error is final for that input: drop it, and where the variant says
+    /// so, ask the sender for something new (a re-share after
+    /// [`ShareKeyErased`](Self::ShareKeyErased), a fresh bundle after
+    /// [`ShareKeyTooOld`](Self::ShareKeyTooOld)).
+    ///
+    /// ```
+    /// use secret_chat::Error;
+    /// assert!(Error::UnknownSenderKey.is_retryable());
+    /// assert!(!Error::Replay.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::UnknownSenderKey)
+    }
 }
 
 impl fmt::Display for Error {
@@ -148,6 +184,15 @@ impl fmt::Display for Error {
                 "member's share key is older than the policy allows; fetch its current bundle",
             ),
             Self::SuiteUnavailable => f.write_str("no share key of the room's suite"),
+            Self::WrongIdentity => f.write_str(
+                "the identity passed is not this room's own identity (a bug in the caller)",
+            ),
+            Self::TooFewMembers => f.write_str(
+                "a room needs at least two members (to end a 1:1 chat, delete the room)",
+            ),
+            Self::DuplicateMember => f.write_str("the same member id appears twice"),
+            Self::DuplicateIdentity => f.write_str("the same identity appears under two member ids"),
+            Self::WrongStateKind => f.write_str("stored blob is of another kind (identity vs room)"),
         }
     }
 }

@@ -500,7 +500,10 @@ impl Room {
         now: u64,
         rng: &mut R,
     ) -> Result<(Self, Vec<OutgoingShare>), Error> {
-        if members.len() < 2 || members.len() > MAX_MEMBERS {
+        if members.len() < 2 {
+            return Err(Error::TooFewMembers);
+        }
+        if members.len() > MAX_MEMBERS {
             return Err(Error::LimitExceeded);
         }
         let mut pinned = BTreeMap::new();
@@ -508,7 +511,7 @@ impl Room {
         for (member, bundle) in members {
             // One identity per member: a device is one member of a room.
             if !seen.insert(bundle.identity().id()) {
-                return Err(Error::Malformed(crate::DecodeError::InvalidValue));
+                return Err(Error::DuplicateIdentity);
             }
             let entry = Member {
                 identity: bundle.identity().clone(),
@@ -519,12 +522,12 @@ impl Room {
                 last_epoch: None,
             };
             if pinned.insert(member.clone(), entry).is_some() {
-                return Err(Error::Malformed(crate::DecodeError::InvalidValue));
+                return Err(Error::DuplicateMember);
             }
         }
         match pinned.get(&me) {
             Some(m) if &m.identity == identity.public() => {}
-            Some(_) => return Err(Error::IdentityChanged),
+            Some(_) => return Err(Error::WrongIdentity),
             None => return Err(Error::NotAMember),
         }
         let mode = mode_for(pinned.len());
@@ -597,8 +600,13 @@ impl Room {
         }
     }
 
+    /// The identity passed to a call must be the room's own: anything else
+    /// is a programming mistake ([`Error::WrongIdentity`]), not an attack.
     fn check_me(&self, identity: &IdentityKeyPair) -> Result<(), Error> {
-        self.check_member(&self.me, identity.public())
+        match self.members.get(&self.me) {
+            Some(m) if &m.identity == identity.public() => Ok(()),
+            _ => Err(Error::WrongIdentity),
+        }
     }
 
     /// Key shares of my current sender key for every other member, or only
@@ -943,7 +951,7 @@ impl Room {
         }
         if self.members.values().any(|m| m.identity == public) {
             // The identity is already pinned under another member id.
-            return Err(Error::Malformed(crate::DecodeError::InvalidValue));
+            return Err(Error::DuplicateIdentity);
         }
         self.members.insert(
             member.clone(),
@@ -991,7 +999,7 @@ impl Room {
         }
         if self.members.len() <= 2 {
             // A room needs two members; leaving a 1:1 room means deleting it.
-            return Err(Error::LimitExceeded);
+            return Err(Error::TooFewMembers);
         }
         let removed = self.members.remove(member).ok_or(Error::NotAMember)?;
         match self.rotate_with_rng(identity, now, rng) {

@@ -160,8 +160,10 @@ fn seal<R: CryptoRng + ?Sized>(
 fn open(key: &StorageKey, kind: u8, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
     let mut r = Reader::new(blob);
     r.version(STORAGE_VERSION)?;
-    if r.u8()? != kind {
-        return Err(Error::Malformed(DecodeError::InvalidValue));
+    match r.u8()? {
+        k if k == kind => {}
+        STORAGE_KIND_IDENTITY | STORAGE_KIND_ROOM => return Err(Error::WrongStateKind),
+        _ => return Err(Error::Malformed(DecodeError::InvalidValue)),
     }
     let nonce: [u8; NONCE_LEN] = r.array()?;
     let sealed = r.rest();

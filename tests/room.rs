@@ -596,5 +596,5 @@ fn one_identity_cannot_hold_two_member_ids() {
         &mut alice.rng,
     )
     .unwrap_err();
-    assert!(matches!(err, Error::Malformed(_)));
+    assert_eq!(err, Error::DuplicateIdentity);
 }

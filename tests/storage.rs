@@ -267,6 +267,9 @@ fn expected_damage(blob: &[u8], damaged: &[u8]) -> Error {
     match damaged {
         [] | [_] => Error::Malformed(DecodeError::Truncated),
         [v, ..] if *v != STORAGE_VERSION => Error::Malformed(DecodeError::UnsupportedVersion(*v)),
+        [_, k, ..] if *k != blob[1] && (*k == STORAGE_KIND_IDENTITY || *k == STORAGE_KIND_ROOM) => {
+            Error::WrongStateKind
+        }
         [_, k, ..] if *k != blob[1] => Error::Malformed(DecodeError::InvalidValue),
         d if d.len() < ENVELOPE_OVERHEAD => Error::Malformed(DecodeError::Truncated),
         _ => Error::StorageDecrypt,
@@ -333,11 +336,11 @@ fn wrong_key_wrong_kind_and_future_version_are_refused() {
     // A room blob is not an identity, nor the other way round.
     assert_eq!(
         IdentityKeyPair::import(&room_blob, &key).unwrap_err(),
-        Error::Malformed(DecodeError::InvalidValue)
+        Error::WrongStateKind
     );
     assert_eq!(
         Room::import(&id_blob, &key).unwrap_err(),
-        Error::Malformed(DecodeError::InvalidValue)
+        Error::WrongStateKind
     );
     let mut future = room_blob.clone();
     future[0] = 2;
