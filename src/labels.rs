@@ -34,6 +34,26 @@ pub const MESSAGE_KEY_INFO: &[u8] = b"secret-chat/v1/message-key";
 /// Prefix of the message a sender key's Ed25519 key signs over a group message.
 pub const MESSAGE_SIGNATURE: &[u8] = b"secret-chat/v1/message/signature";
 
+/// Version byte that starts every message of protocol version 2 (see
+/// `docs/PROTOCOL.md` section 4). Separate from [`PROTOCOL_VERSION`] until the
+/// other formats move to version 2 as well.
+pub const MESSAGE_VERSION: u8 = 2;
+/// HKDF-SHA256 `info` prefix (followed by the sender key's 32-byte binding)
+/// that expands a message seed and the header's salt to the AES-256-GCM key,
+/// the nonce and the key commitment of one message.
+pub const MESSAGE_KEY_INFO_V2: &[u8] = b"secret-chat/v2/message-key";
+/// Prefix of what a sender key's Ed25519 key signs over a version 2 group
+/// message: this label, the header, SHA-256 of the ciphertext and tag.
+pub const MESSAGE_SIGNATURE_V2: &[u8] = b"secret-chat/v2/message/signature";
+/// Hashed with a room, an owner, a membership instance and an epoch into the
+/// 32-byte binding of a sender key.
+pub const SENDER_KEY_BINDING: &[u8] = b"secret-chat/v2/sender-key/binding";
+/// Hashed with a signed sender key's Ed25519 public key into its 16-byte id.
+pub const SENDER_KEY_ID: &[u8] = b"secret-chat/v2/sender-key/id";
+/// Prefix of the proof of possession: signed by a sender key's own Ed25519
+/// key over this label, the key's binding and its id.
+pub const SENDER_KEY_POSSESSION: &[u8] = b"secret-chat/v2/sender-key/possession";
+
 /// Per-member fingerprint label (iterated SHA-512).
 pub const FINGERPRINT: &[u8] = b"secret-chat/v1/fingerprint";
 /// Room digest label (SHA-512 over the sorted member fingerprints).
