@@ -25,8 +25,17 @@ fn bench(c: &mut Criterion) {
     let signing = ed25519_dalek::SigningKey::from_bytes(&[5; 32])
         .verifying_key()
         .to_bytes();
-    let key =
-        shared_sender_key([1; 16], SenderKeyMode::Signed, 0, &[2; 32], Some(&signing)).unwrap();
+    let id = secret_chat::testing::signed_sender_key_id(&signing).unwrap();
+    let key = shared_sender_key(
+        id,
+        SenderKeyMode::Signed,
+        0,
+        &[2; 32],
+        Some(&[5; 32]),
+        &[0; 32],
+        0,
+    )
+    .unwrap();
     let members: Vec<IdentityKeyPair> = (0u32..1000)
         .map(|i| IdentityKeyPair::generate_with_rng(&mut VectorRng::new(&i.to_be_bytes())))
         .collect();

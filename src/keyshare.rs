@@ -25,7 +25,7 @@
 //! let alice = IdentityKeyPair::generate();
 //! let bob = IdentityKeyPair::generate();
 //! let room = RoomId::new(b"room-1").unwrap();
-//! let key = shared_sender_key([7; 16], SenderKeyMode::Pairwise, 0, &[9; 32], None).unwrap();
+//! let key = shared_sender_key([7; 16], SenderKeyMode::Pairwise, 0, &[9; 32], None, &[1; 32], 0).unwrap();
 //!
 //! let shares = keyshare::seal_shares(&alice, &room, 3, &key, &[bob.public()]).unwrap();
 //! let bytes = shares[0].to_bytes();
@@ -461,17 +461,23 @@ mod tests {
 
     fn signed_key() -> SharedSenderKey {
         shared_sender_key(
-            [1; 16],
+            signed_id(),
             SenderKeyMode::Signed,
             42,
             &[2; 32],
-            Some(&signing_public()),
+            Some(&[5; 32]),
+            &[0; 32],
+            0,
         )
         .unwrap()
     }
 
+    fn signed_id() -> [u8; 16] {
+        crate::testing::signed_sender_key_id(&signing_public()).unwrap()
+    }
+
     fn pairwise_key() -> SharedSenderKey {
-        shared_sender_key([3; 16], SenderKeyMode::Pairwise, 0, &[4; 32], None).unwrap()
+        shared_sender_key([3; 16], SenderKeyMode::Pairwise, 0, &[4; 32], None, &[0; 32], 0).unwrap()
     }
 
     struct Fixture {
@@ -794,8 +800,10 @@ mod tests {
         let mut mismatched = signed.to_vec();
         mismatched[0] = SenderKeyMode::Pairwise.to_byte();
         let mut weak = signed.to_vec();
-        weak[PLAINTEXT_PAIRWISE_LEN..].copy_from_slice(&[0; 32]); // identity point: small order
-        weak[PLAINTEXT_PAIRWISE_LEN] = 1;
+        // The signing public key follows mode, id, index and chain key.
+        let at = 1 + 16 + 4 + 32;
+        weak[at..at + 32].copy_from_slice(&[0; 32]); // identity point: small order
+        weak[at] = 1;
         for (pt, err) in [
             (bad_mode, Error::Malformed(DecodeError::InvalidValue)),
             (mismatched, Error::Malformed(DecodeError::TrailingBytes)),
@@ -945,9 +953,9 @@ mod tests {
             let f = fixture();
             let r = RoomId::new(&room_bytes).unwrap();
             let key = if signed {
-                shared_sender_key(seed, SenderKeyMode::Signed, index, &chain, Some(&signing_public())).unwrap()
+                shared_sender_key(signed_id(), SenderKeyMode::Signed, index, &chain, Some(&[5; 32]), &[0; 32], 0).unwrap()
             } else {
-                shared_sender_key(seed, SenderKeyMode::Pairwise, index, &chain, None).unwrap()
+                shared_sender_key(seed, SenderKeyMode::Pairwise, index, &chain, None, &[0; 32], 0).unwrap()
             };
             let shares = seal_shares_with_rng(&f.alice, &r, epoch, &key, &[f.bob.public()], &mut VectorRng::new(&seed)).unwrap();
             let bytes = shares[0].to_bytes();

@@ -104,7 +104,7 @@ pub fn padded_len(len: usize) -> usize {
 }
 
 /// What the sender key's Ed25519 key signs: label || header || SHA-256(body).
-fn signature_input(header: &[u8], ciphertext: &[u8]) -> Vec<u8> {
+pub(crate) fn signature_input(header: &[u8], ciphertext: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(labels::MESSAGE_SIGNATURE_V2.len() + header.len() + 32);
     m.extend_from_slice(labels::MESSAGE_SIGNATURE_V2);
     m.extend_from_slice(header);

@@ -1120,10 +1120,811 @@ pub(crate) mod hooks {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::testing::VectorRng;
     use core::cell::Cell;
+    use serde_json::{Value, json};
 
     std::thread_local! {
         /// Ratchet steps taken on this test thread.
         pub(super) static STEPS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    const BINDING: [u8; 32] = [0xb1; 32];
+
+    fn room(name: &[u8]) -> RoomId {
+        RoomId::new(name).unwrap()
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn pair(mode: SenderKeyMode, seed: &[u8]) -> (OutboundSenderKey, InboundSenderKey) {
+        let out = OutboundSenderKey::new_with_rng(
+            room(b"r"),
+            3,
+            mode,
+            BINDING,
+            0,
+            &mut VectorRng::new(seed),
+        );
+        let inb = InboundSenderKey::new(room(b"r"), 3, out.share(), BINDING).unwrap();
+        (out, inb)
+    }
+
+    #[test]
+    fn debug_shows_no_secrets() {
+        let (out, inb) = pair(SenderKeyMode::Signed, b"dbg");
+        let ck = hex(&out.chain_key.0);
+        let o = format!("{out:?}");
+        let i = format!("{inb:?}");
+        let s = format!("{:?}", out.share());
+        assert_eq!(
+            o,
+            format!(
+                "OutboundSenderKey {{ id: {:?}, mode: Signed, epoch: 3, index: 0, .. }}",
+                out.id()
+            )
+        );
+        assert_eq!(
+            i,
+            format!(
+                "InboundSenderKey {{ id: {:?}, mode: Signed, epoch: 3, next_index: 0, skipped: 0, .. }}",
+                out.id()
+            )
+        );
+        assert_eq!(
+            s,
+            format!(
+                "SharedSenderKey {{ id: {:?}, mode: Signed, index: 0, predecessor_end: 0, .. }}",
+                out.id()
+            )
+        );
+        assert_eq!(format!("{:?}", out.chain_key), "ChainKey(..)");
+        for text in [o, i, s] {
+            assert!(!text.contains(&ck[..8]));
+        }
+    }
+
+    /// Insider forgery: B holds A's chain key and A's public signing key, as
+    /// every member does. B computes A's message keys and signs with its own
+    /// key, or drops the signature: both are refused.
+    #[test]
+    fn member_cannot_forge_another_members_message() {
+        let (a_out, mut c_view_of_a) = pair(SenderKeyMode::Signed, b"alice");
+        let b_view_of_a = a_out.share();
+        let mut forger = OutboundSenderKey::new_with_rng(
+            room(b"r"),
+            3,
+            SenderKeyMode::Signed,
+            BINDING,
+            0,
+            &mut VectorRng::new(b"bob"),
+        );
+        forger.id = b_view_of_a.id;
+        forger.chain_key = b_view_of_a.chain_key.clone();
+        let forged = forger.encrypt(b"pay mallory").unwrap();
+        let before_steps = STEPS.with(Cell::get);
+        assert_eq!(
+            c_view_of_a
+                .decrypt(&Message::from_bytes(&forged).unwrap())
+                .unwrap_err(),
+            Error::BadSignature
+        );
+        assert_eq!(
+            STEPS.with(Cell::get),
+            before_steps,
+            "no ratchet work before the signature"
+        );
+        // Unsigned (pairwise header) under a signed key: a downgrade.
+        let mut unsigned = OutboundSenderKey::new_with_rng(
+            room(b"r"),
+            3,
+            SenderKeyMode::Pairwise,
+            BINDING,
+            0,
+            &mut VectorRng::new(b"bob2"),
+        );
+        unsigned.id = b_view_of_a.id;
+        unsigned.chain_key = b_view_of_a.chain_key.clone();
+        let downgraded = unsigned.encrypt(b"pay mallory").unwrap();
+        assert_eq!(
+            c_view_of_a
+                .decrypt(&Message::from_bytes(&downgraded).unwrap())
+                .unwrap_err(),
+            Error::SignatureRequired
+        );
+        // The genuine message still decrypts afterwards.
+        let mut a_out = a_out;
+        let real = a_out.encrypt(b"hi").unwrap();
+        let got = c_view_of_a
+            .decrypt(&Message::from_bytes(&real).unwrap())
+            .unwrap();
+        assert_eq!(got.plaintext(), b"hi");
+    }
+
+    /// Owner binding: Mallory re-shares Alice's sender key as his own. The
+    /// receiver files it under Mallory, i.e. with Mallory's binding: a signed
+    /// key's proof of possession does not verify; a pairwise key (no proof)
+    /// derives other message keys, so none of Alice's messages is ever shown
+    /// as Mallory's (the commitment does not match), and Alice's own share is
+    /// still accepted under her binding.
+    #[test]
+    fn reshared_key_cannot_be_filed_under_another_owner() {
+        let alice = sender_key_binding(&room(b"r"), &[0xa1; 32], &[0; 32], 3);
+        let mallory = sender_key_binding(&room(b"r"), &[0x3a; 32], &[0; 32], 3);
+        for mode in [SenderKeyMode::Signed, SenderKeyMode::Pairwise] {
+            let mut out = OutboundSenderKey::new_with_rng(
+                room(b"r"),
+                3,
+                mode,
+                alice,
+                0,
+                &mut VectorRng::new(b"owner"),
+            );
+            let share = out.share();
+            let wire = out.encrypt(b"from alice").unwrap();
+            let msg = Message::from_bytes(&wire).unwrap();
+            match InboundSenderKey::new(room(b"r"), 3, share.clone(), mallory) {
+                Err(e) => {
+                    assert_eq!(mode, SenderKeyMode::Signed);
+                    assert_eq!(e, Error::BadPossessionProof);
+                }
+                Ok(mut as_mallory) => {
+                    assert_eq!(mode, SenderKeyMode::Pairwise);
+                    assert_eq!(
+                        as_mallory.decrypt(&msg).unwrap_err(),
+                        Error::CommitmentMismatch
+                    );
+                }
+            }
+            let mut genuine = InboundSenderKey::new(room(b"r"), 3, share.clone(), alice).unwrap();
+            assert_eq!(genuine.decrypt(&msg).unwrap().plaintext(), b"from alice");
+            // Another room or epoch is another binding too.
+            let other_epoch = sender_key_binding(&room(b"r"), &[0xa1; 32], &[0; 32], 4);
+            if mode == SenderKeyMode::Signed {
+                assert_eq!(
+                    InboundSenderKey::new(room(b"r"), 3, share, other_epoch).unwrap_err(),
+                    Error::BadPossessionProof
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn signed_key_id_is_derived_and_checked() {
+        let (out, _) = pair(SenderKeyMode::Signed, b"id");
+        let share = out.share();
+        assert_eq!(share.id, signed_key_id(share.signing_public.as_ref().unwrap()));
+        let mut pt = share.to_share_plaintext().unwrap();
+        pt[1] ^= 1;
+        assert_eq!(
+            SharedSenderKey::from_share_plaintext(&pt).unwrap_err(),
+            Error::SenderKeyIdMismatch
+        );
+        // The stored state is checked the same way.
+        let mut w = Writer::default();
+        out.encode_state(&mut w);
+        let mut bytes = w.into_vec();
+        bytes[2 + 4] ^= 1; // first id byte after room "r" and the epoch
+        assert_eq!(
+            OutboundSenderKey::decode_state(&mut Reader::new(&bytes)).unwrap_err(),
+            DecodeError::InvalidValue
+        );
+    }
+
+    #[test]
+    fn share_plaintext_round_trips_and_has_the_documented_length() {
+        for (mode, len) in [
+            (SenderKeyMode::Signed, SHARE_PLAINTEXT_SIGNED_LEN),
+            (SenderKeyMode::Pairwise, SHARE_PLAINTEXT_PAIRWISE_LEN),
+        ] {
+            let out = OutboundSenderKey::new_with_rng(
+                room(b"r"),
+                1,
+                mode,
+                BINDING,
+                77,
+                &mut VectorRng::new(b"pt"),
+            );
+            let share = out.share();
+            let pt = share.to_share_plaintext().unwrap();
+            assert_eq!(pt.len(), len);
+            let back = SharedSenderKey::from_share_plaintext(&pt).unwrap();
+            assert!(back == share);
+            assert_eq!(back.predecessor_end(), 77);
+            assert_eq!(*back.to_share_plaintext().unwrap(), *pt);
+            for n in 0..pt.len() {
+                assert!(SharedSenderKey::from_share_plaintext(&pt[..n]).is_err());
+            }
+            let mut long = pt.to_vec();
+            long.push(0);
+            assert_eq!(
+                SharedSenderKey::from_share_plaintext(&long).unwrap_err(),
+                Error::Malformed(DecodeError::TrailingBytes)
+            );
+        }
+    }
+
+    #[test]
+    fn too_far_jump_is_refused_before_any_ratchet_work() {
+        for mode in [SenderKeyMode::Signed, SenderKeyMode::Pairwise] {
+            let (mut out, mut inb) = pair(mode, b"jump");
+            // Let the sender legitimately run ahead.
+            for _ in 0..=MAX_FORWARD_JUMP {
+                out.index += 1;
+                let (next, _) = out.chain_key.step();
+                out.chain_key.advance_to(&next);
+            }
+            let far = out.encrypt(b"too far").unwrap();
+            let msg = Message::from_bytes(&far).unwrap();
+            assert_eq!(msg.index(), MAX_FORWARD_JUMP + 1);
+            let before = STEPS.with(Cell::get);
+            assert_eq!(inb.decrypt(&msg).unwrap_err(), Error::TooFarAhead);
+            assert_eq!(STEPS.with(Cell::get), before);
+            // Exactly at the limit is fine.
+            let (mut out2, mut inb2) = pair(mode, b"jump2");
+            for _ in 0..MAX_FORWARD_JUMP {
+                out2.encrypt(b"x").unwrap();
+            }
+            let edge = out2.encrypt(b"edge").unwrap();
+            assert!(inb2.decrypt(&Message::from_bytes(&edge).unwrap()).is_ok());
+            assert_eq!(inb2.missing_indices().len(), MAX_FORWARD_JUMP as usize);
+        }
+    }
+
+    #[test]
+    fn skipped_store_is_bounded_and_evicts_oldest() {
+        let (mut out, mut inb) = pair(SenderKeyMode::Pairwise, b"evict");
+        let mut msgs = Vec::new();
+        for i in 0..(MAX_SKIPPED_KEYS as u32 + 10) {
+            msgs.push(out.encrypt(&i.to_be_bytes()).unwrap());
+        }
+        // Receive only index 1000 then the last: 1000 + (MAX+9-1001) skipped > MAX.
+        inb.decrypt(&Message::from_bytes(&msgs[1000]).unwrap())
+            .unwrap();
+        inb.decrypt(&Message::from_bytes(msgs.last().unwrap()).unwrap())
+            .unwrap();
+        assert_eq!(inb.missing_indices().len(), MAX_SKIPPED_KEYS);
+        let lost = inb.lost_below();
+        assert!(lost > 0);
+        assert_eq!(
+            inb.decrypt(&Message::from_bytes(&msgs[0]).unwrap())
+                .unwrap_err(),
+            Error::TooOld
+        );
+        let kept = inb.missing_indices()[0];
+        assert!(kept >= lost);
+        assert!(
+            inb.decrypt(&Message::from_bytes(&msgs[kept as usize]).unwrap())
+                .is_ok()
+        );
+        assert_eq!(
+            inb.decrypt(&Message::from_bytes(&msgs[kept as usize]).unwrap())
+                .unwrap_err(),
+            Error::Replay
+        );
+    }
+
+    #[test]
+    fn state_encoding_round_trips() {
+        let (mut out, mut inb) = pair(SenderKeyMode::Signed, b"state");
+        let m: Vec<_> = (0..6).map(|_| out.encrypt(b"m").unwrap()).collect();
+        inb.decrypt(&Message::from_bytes(&m[3]).unwrap()).unwrap();
+        inb.retire(5);
+        let mut w = Writer::default();
+        inb.encode_state(&mut w);
+        assert_eq!(w.len(), inb.state_len());
+        let bytes = w.into_vec();
+        let mut r = Reader::new(&bytes);
+        let mut back = InboundSenderKey::decode_state(&mut r).unwrap();
+        r.finish().unwrap();
+        assert!(back == inb);
+        assert_eq!(back.retired_end(), Some(5));
+        assert!(back.decrypt(&Message::from_bytes(&m[1]).unwrap()).is_ok());
+        assert_eq!(
+            back.decrypt(&Message::from_bytes(&m[5]).unwrap())
+                .unwrap_err(),
+            Error::RetiredKeyIndex
+        );
+        // A skipped index at or above the retirement end is not canonical.
+        let mut bad = bytes.clone();
+        let end_at = bytes.len() - 3 * 36 - 4 - 32 - 4;
+        bad[end_at..end_at + 4].copy_from_slice(&2u32.to_be_bytes());
+        assert_eq!(
+            InboundSenderKey::decode_state(&mut Reader::new(&bad)).unwrap_err(),
+            DecodeError::InvalidValue
+        );
+        let mut w = Writer::default();
+        out.encode_state(&mut w);
+        assert_eq!(w.len(), out.state_len());
+        let bytes = w.into_vec();
+        let mut r = Reader::new(&bytes);
+        let mut out2 = OutboundSenderKey::decode_state(&mut r).unwrap();
+        r.finish().unwrap();
+        let salt = [9u8; 16];
+        assert_eq!(
+            out2.encrypt_with_rng(b"z", &mut VectorRng::new(&salt))
+                .unwrap(),
+            out.encrypt_with_rng(b"z", &mut VectorRng::new(&salt))
+                .unwrap()
+        );
+    }
+
+    /// Secrets a container holds are boxed: moving the key (into a map, a
+    /// vector that grows) moves pointers, never the key bytes. The freed
+    /// memory scan in `tests/freed-memory` checks the same end to end.
+    #[test]
+    fn secrets_in_containers_are_boxed() {
+        let (out, mut inb) = pair(SenderKeyMode::Signed, b"box");
+        let mut out = out;
+        let m: Vec<_> = (0..4).map(|_| out.encrypt(b"m").unwrap()).collect();
+        inb.decrypt(&Message::from_bytes(&m[3]).unwrap()).unwrap();
+        let chain_at = core::ptr::from_ref::<ChainKey>(&inb.chain_key);
+        let seed_at = core::ptr::from_ref::<MessageSeed>(&inb.skipped[&1]);
+        let out_chain_at = core::ptr::from_ref::<ChainKey>(&out.chain_key);
+        let mut moved = Vec::new();
+        moved.push((out, inb));
+        moved.reserve(100);
+        let (out, inb) = moved.pop().unwrap();
+        assert_eq!(core::ptr::from_ref::<ChainKey>(&inb.chain_key), chain_at);
+        assert_eq!(core::ptr::from_ref::<MessageSeed>(&inb.skipped[&1]), seed_at);
+        assert_eq!(core::ptr::from_ref::<ChainKey>(&out.chain_key), out_chain_at);
+    }
+
+    /// One receive-side negative vector: built by `make`, expected `error`.
+    struct Negative {
+        name: &'static str,
+        receive_first: Vec<usize>,
+        retire: Option<u32>,
+        binding: Option<[u8; 32]>,
+        message: Vec<u8>,
+        error: Error,
+    }
+
+    /// Rebuilds the signature of a tampered signed message (so a test of a
+    /// later check is not stopped by the signature).
+    fn resign(wire: &mut Vec<u8>, header_len: usize, signer: &SigningKey) {
+        wire.truncate(wire.len() - 64);
+        let (header, body) = wire.split_at(header_len);
+        let sig = signer.sign(&message::signature_input(header, body));
+        wire.extend_from_slice(&sig.to_bytes());
+    }
+
+    fn negatives(
+        out: &OutboundSenderKey,
+        msgs: &[Vec<u8>],
+        salt_rng: &mut VectorRng,
+        initial: &[u8; 32],
+    ) -> Vec<Negative> {
+        let mode = out.mode;
+        let m0 = &msgs[0];
+        let header_len = Message::from_bytes(m0).unwrap().header().len();
+        let signed = mode == SenderKeyMode::Signed;
+        let with = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut m = m0.clone();
+            f(&mut m);
+            m
+        };
+        let mut v = vec![
+            Negative {
+                name: "version-1",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m[0] = 1),
+                error: Error::Malformed(DecodeError::UnsupportedVersion(1)),
+            },
+            Negative {
+                name: "unknown-mode",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m[1] = 3),
+                error: Error::Malformed(DecodeError::InvalidValue),
+            },
+            Negative {
+                name: "room-id-length-0",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m[2] = 0),
+                error: Error::Malformed(DecodeError::LengthLimit),
+            },
+            Negative {
+                name: "room-id-length-65",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m[2] = 65),
+                error: Error::Malformed(DecodeError::LengthLimit),
+            },
+            Negative {
+                name: "header-truncated",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: m0[..header_len - 1].to_vec(),
+                error: Error::Malformed(DecodeError::Truncated),
+            },
+            Negative {
+                name: "body-too-short",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: m0[..header_len + 47 + if signed { 64 } else { 0 }].to_vec(),
+                error: Error::Malformed(DecodeError::Truncated),
+            },
+            Negative {
+                name: "body-not-a-padme-bucket",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m.push(0)),
+                error: Error::Malformed(DecodeError::InvalidValue),
+            },
+            Negative {
+                name: "other-room",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m[3] ^= 1),
+                error: Error::NotForMe,
+            },
+            Negative {
+                name: "other-sender-key",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m[header_len - 68] ^= 1),
+                error: Error::NotForMe,
+            },
+            Negative {
+                name: "replay",
+                receive_first: vec![0],
+                retire: None,
+                binding: None,
+                message: m0.clone(),
+                error: Error::Replay,
+            },
+            Negative {
+                name: "index-at-retired-end",
+                receive_first: vec![],
+                retire: Some(3),
+                binding: None,
+                message: msgs[3].clone(),
+                error: Error::RetiredKeyIndex,
+            },
+        ];
+        // Header fields checked after the signature: in signed mode a change
+        // is a bad signature; the pairwise receiver reaches the later check.
+        let later = |e: Error| if signed { Error::BadSignature } else { e };
+        v.extend([
+            Negative {
+                name: "index-too-far-ahead",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| {
+                    m[header_len - 52..header_len - 48].copy_from_slice(&2001u32.to_be_bytes())
+                }),
+                error: later(Error::TooFarAhead),
+            },
+            Negative {
+                name: "salt-changed",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m[header_len - 48] ^= 1),
+                error: later(Error::CommitmentMismatch),
+            },
+            Negative {
+                name: "commitment-changed",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m[header_len - 1] ^= 1),
+                error: later(Error::CommitmentMismatch),
+            },
+            Negative {
+                name: "ciphertext-bit-flip",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| m[header_len] ^= 1),
+                error: later(Error::Tampered),
+            },
+            Negative {
+                name: "receiver-binding-differs",
+                receive_first: vec![],
+                retire: None,
+                binding: Some([0; 32]),
+                message: m0.clone(),
+                error: if signed {
+                    Error::BadPossessionProof
+                } else {
+                    Error::CommitmentMismatch
+                },
+            },
+        ]);
+        if let Some(signer) = out.signing.as_deref() {
+            let signer = signer.clone();
+            v.push(Negative {
+                name: "signature-bit-flip",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| *m.last_mut().unwrap() ^= 1),
+                error: Error::BadSignature,
+            });
+            v.push(Negative {
+                name: "signature-stripped-mode-pairwise",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| {
+                    m.truncate(m.len() - 64);
+                    m[1] = SenderKeyMode::Pairwise.to_byte();
+                }),
+                error: Error::SignatureRequired,
+            });
+            v.push(Negative {
+                name: "commitment-changed-resigned",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| {
+                    m[header_len - 1] ^= 1;
+                    resign(m, header_len, &signer);
+                }),
+                error: Error::CommitmentMismatch,
+            });
+            v.push(Negative {
+                name: "ciphertext-bit-flip-resigned",
+                receive_first: vec![],
+                retire: None,
+                binding: None,
+                message: with(&|m| {
+                    m[header_len] ^= 1;
+                    resign(m, header_len, &signer);
+                }),
+                error: Error::Tampered,
+            });
+        }
+        // A correctly encrypted (and signed) message whose padding is not
+        // canonical: 0x81 instead of 0x80 after the plaintext, at index 0.
+        let mut salt = [0u8; 16];
+        rand_core::Rng::fill_bytes(salt_rng, &mut salt);
+        v.push(Negative {
+            name: "bad-padding",
+            receive_first: vec![],
+            retire: None,
+            binding: None,
+            message: bad_padding_message(out, initial, &salt),
+            error: Error::BadPadding,
+        });
+        v
+    }
+
+    /// A message at `index` under `out`'s chain whose padding is `0x81 00*`.
+    fn bad_padding_message(out: &OutboundSenderKey, initial: &[u8; 32], salt: &[u8; 16]) -> Vec<u8> {
+        let (_, seed) = ChainKey(*initial).step();
+        let keys = seed.keys(salt, &out.binding);
+        let header = message::Header {
+            mode: out.mode,
+            room_id: out.room.as_bytes(),
+            epoch: out.epoch,
+            sender_key: out.id,
+            index: 0,
+            salt: *salt,
+            commitment: keys.commitment,
+        };
+        message::seal_padded(&header, &keys, 32, out.signing.as_deref(), |b| {
+            b.extend_from_slice(b"bad padding");
+            b.push(0x81);
+        })
+        .unwrap()
+    }
+
+    fn message_vectors() -> Value {
+        let owner = SigningKey::from_bytes(&[0x0a; 32]).verifying_key().to_bytes();
+        let mut cases = Vec::new();
+        let mut negative = Vec::new();
+        let mut negative_shares = Vec::new();
+        for (case_no, (mode, seed, room_id, epoch, predecessor_end)) in [
+            (
+                SenderKeyMode::Signed,
+                &b"message-vector-signed"[..],
+                &b"room-group-1"[..],
+                7u32,
+                12u32,
+            ),
+            (
+                SenderKeyMode::Pairwise,
+                &b"message-vector-pairwise"[..],
+                &b"room-1:1"[..],
+                0u32,
+                0u32,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let instance = [case_no as u8 + 1; 32];
+            let binding = sender_key_binding(&room(room_id), &owner, &instance, epoch);
+            let mut out = OutboundSenderKey::new_with_rng(
+                room(room_id),
+                epoch,
+                mode,
+                binding,
+                predecessor_end,
+                &mut VectorRng::new(seed),
+            );
+            let share = out.share();
+            let share_pt = share.to_share_plaintext().unwrap();
+            let salt_seed = [seed, b"/salt"].concat();
+            let mut salt_rng = VectorRng::new(&salt_seed);
+            let mut msgs = Vec::new();
+            let mut wires = Vec::new();
+            for i in 0..6u32 {
+                let chain_key = out.chain_key.0;
+                let plaintext = format!("message {i} of a {mode:?} chain").into_bytes();
+                let mut padded = plaintext.clone();
+                padded.push(0x80);
+                padded.resize(message::padded_len(plaintext.len() + 1), 0);
+                let wire = out.encrypt_with_rng(&plaintext, &mut salt_rng).unwrap();
+                let parsed = Message::from_bytes(&wire).unwrap();
+                let salt = *parsed.salt();
+                let (next, msg_seed) = ChainKey(chain_key).step();
+                let keys = msg_seed.keys(&salt, &binding);
+                assert_eq!(next.0, out.chain_key.0);
+                assert_eq!(parsed.commitment(), &keys.commitment);
+                msgs.push(json!({
+                    "index": i,
+                    "chain_key": hex(&chain_key),
+                    "message_seed": hex(&msg_seed.0),
+                    "next_chain_key": hex(&next.0),
+                    "salt": hex(&salt),
+                    "aes_key": hex(&keys.key),
+                    "nonce": hex(&keys.nonce),
+                    "commitment": hex(&keys.commitment),
+                    "plaintext": hex(&plaintext),
+                    "padded": hex(&padded),
+                    "header": hex(parsed.header()),
+                    "message": hex(&wire),
+                }));
+                wires.push(wire);
+            }
+            let mode_name = format!("{mode:?}").to_lowercase();
+            let initial = share.chain_key.0;
+            for n in negatives(&out, &wires, &mut salt_rng, &initial) {
+                // Check the documented outcome against the code now.
+                let mut inb = InboundSenderKey::new(
+                    room(room_id),
+                    epoch,
+                    share.clone(),
+                    n.binding.unwrap_or(binding),
+                );
+                let got = match &mut inb {
+                    Err(e) => Err(e.clone()),
+                    Ok(inb) => {
+                        for &i in &n.receive_first {
+                            inb.decrypt(&Message::from_bytes(&wires[i]).unwrap())
+                                .unwrap();
+                        }
+                        if let Some(end) = n.retire {
+                            inb.retire(end);
+                        }
+                        Message::from_bytes(&n.message).and_then(|m| inb.decrypt(&m).map(|_| ()))
+                    }
+                };
+                assert_eq!(got, Err(n.error.clone()), "{mode_name} {}", n.name);
+                negative.push(json!({
+                    "case": case_no,
+                    "name": n.name,
+                    "receive_first": n.receive_first,
+                    "retire": n.retire,
+                    "receiver_binding": n.binding.map(|b| hex(&b)),
+                    "message": hex(&n.message),
+                    "error": format!("{:?}", n.error),
+                }));
+            }
+            let mut share_negs: Vec<(&str, Vec<u8>, Option<[u8; 32]>, Error)> = vec![
+                (
+                    "truncated",
+                    share_pt[..share_pt.len() - 1].to_vec(),
+                    None,
+                    Error::Malformed(DecodeError::Truncated),
+                ),
+                (
+                    "trailing-byte",
+                    [&share_pt[..], &[0]].concat(),
+                    None,
+                    Error::Malformed(DecodeError::TrailingBytes),
+                ),
+                (
+                    "unknown-mode",
+                    [&[3u8][..], &share_pt[1..]].concat(),
+                    None,
+                    Error::Malformed(DecodeError::InvalidValue),
+                ),
+            ];
+            if mode == SenderKeyMode::Signed {
+                let mut id = share_pt.to_vec();
+                id[1] ^= 1;
+                let mut proof = share_pt.to_vec();
+                proof[SHARE_PLAINTEXT_SIGNED_LEN - 5] ^= 1;
+                share_negs.extend([
+                    ("id-not-derived", id, None, Error::SenderKeyIdMismatch),
+                    ("possession-bit-flip", proof, None, Error::BadPossessionProof),
+                    (
+                        "possession-other-binding",
+                        share_pt.to_vec(),
+                        Some([0; 32]),
+                        Error::BadPossessionProof,
+                    ),
+                ]);
+            }
+            for (name, pt, other, err) in share_negs {
+                let got = SharedSenderKey::from_share_plaintext(&pt).and_then(|k| {
+                    InboundSenderKey::new(room(room_id), epoch, k, other.unwrap_or(binding))
+                });
+                assert_eq!(got.map(|_| ()), Err(err.clone()), "share {name}");
+                negative_shares.push(json!({
+                    "case": case_no,
+                    "name": name,
+                    "share_plaintext": hex(&pt),
+                    "receiver_binding": other.map(|b| hex(&b)),
+                    "error": format!("{err:?}"),
+                }));
+            }
+            cases.push(json!({
+                "mode": mode_name,
+                "rng_seed": hex(seed),
+                "salt_rng_seed": hex(&salt_seed),
+                "room_id": hex(room_id),
+                "epoch": epoch,
+                "owner": hex(&owner),
+                "instance": hex(&instance),
+                "binding": hex(&binding),
+                "sender_key_id": hex(share.id.as_bytes()),
+                "initial_chain_key": hex(&share.chain_key.0),
+                "signing_seed": out.signing.as_ref().map(|k| hex(k.as_bytes())),
+                "signing_public": share.signing_public.map(|k| hex(k.as_bytes())),
+                "possession": share.possession.map(|p| hex(&p)),
+                "predecessor_end": predecessor_end,
+                "share_plaintext": hex(&share_pt),
+                "messages": msgs,
+                "receive_order": [0, 3, 1, 5, 2, 4],
+            }));
+        }
+        json!({
+            "description": "secret-chat message vectors, protocol version 2 (docs/PROTOCOL.md \
+                section 4). Sender keys from VectorRng(rng_seed): 32-byte chain key, then the \
+                32-byte Ed25519 seed (signed) or the 16-byte id (pairwise). Salts: 16 bytes per \
+                message, in order, from VectorRng(salt_rng_seed); the bad-padding negative takes \
+                the next 16. owner/instance/epoch/room give the binding. receive_order exercises \
+                skipped keys. negative: a fresh receiver (case's share, receiver_binding or the \
+                case binding) that first decrypts receive_first and retires at retire, then gets \
+                message: error. negative_shares: the share plaintext parsed and installed \
+                under receiver_binding (or the case binding): error.",
+            "cases": cases,
+            "negative": negative,
+            "negative_shares": negative_shares,
+        })
+    }
+
+    /// The published vectors equal what the code produces; with
+    /// `REGENERATE_VECTORS=1` the file is rewritten instead.
+    #[test]
+    fn message_vectors_are_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/message.json");
+        let fresh = message_vectors();
+        if std::env::var_os("REGENERATE_VECTORS").is_some() {
+            std::fs::write(path, serde_json::to_string_pretty(&fresh).unwrap() + "\n").unwrap();
+        }
+        let stored: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(stored, fresh, "tests/vectors/message.json is stale");
     }
 }

@@ -106,13 +106,55 @@ fn signing_public(seed: &[u8; 32]) -> [u8; 32] {
         .to_bytes()
 }
 
+/// The sender key's binding in these vectors (opaque to key shares).
+const BINDING: [u8; 32] = [0xb1; 32];
+
+/// A signed key's id is derived from its signing key; a pairwise key's is `key_id`.
+fn key_id(c: &CaseInput) -> [u8; 16] {
+    match c.signing_seed {
+        Some(s) => secret_chat::testing::signed_sender_key_id(&signing_public(&s)).unwrap(),
+        None => c.key_id,
+    }
+}
+
+fn case_key(c: &CaseInput) -> SharedSenderKey {
+    shared_sender_key(
+        key_id(c),
+        c.mode,
+        c.index,
+        &c.chain_key,
+        c.signing_seed.as_ref(),
+        &BINDING,
+        c.index,
+    )
+    .unwrap()
+}
+
+/// The documented proof of possession: Ed25519 by the sender key's signing
+/// key over label || binding || key id.
+fn possession(c: &CaseInput) -> Option<[u8; 64]> {
+    use ed25519_dalek::Signer;
+    c.signing_seed.map(|seed| {
+        let mut input = b"secret-chat/v2/sender-key/possession".to_vec();
+        input.extend_from_slice(&BINDING);
+        input.extend_from_slice(&key_id(c));
+        ed25519_dalek::SigningKey::from_bytes(&seed)
+            .sign(&input)
+            .to_bytes()
+    })
+}
+
 fn sender_key_json(c: &CaseInput) -> Value {
     json!({
-        "id": hex(&c.key_id),
+        "id": hex(&key_id(c)),
         "mode": c.mode.to_byte(),
         "index": c.index,
         "chain_key": hex(&c.chain_key),
+        "signing_seed": c.signing_seed.map(|s| hex(&s)),
         "signing_public": c.signing_seed.map(|s| hex(&signing_public(&s))),
+        "binding": hex(&BINDING),
+        "possession": possession(c).map(|p| hex(&p)),
+        "predecessor_end": c.index,
     })
 }
 
@@ -121,12 +163,18 @@ fn key_from_json(v: &Value) -> SharedSenderKey {
     let sp = v["signing_public"]
         .as_str()
         .map(|s| <[u8; 32]>::try_from(unhex(s)).unwrap());
+    let _ = sp;
+    let seed = v["signing_seed"]
+        .as_str()
+        .map(|s| <[u8; 32]>::try_from(unhex(s)).unwrap());
     shared_sender_key(
         h(&v["id"]).try_into().unwrap(),
         mode,
         v["index"].as_u64().unwrap() as u32,
         &h(&v["chain_key"]).try_into().unwrap(),
-        sp.as_ref(),
+        seed.as_ref(),
+        &h(&v["binding"]).try_into().unwrap(),
+        v["predecessor_end"].as_u64().unwrap() as u32,
     )
     .unwrap()
 }
@@ -186,8 +234,7 @@ fn generate() -> Value {
     let mut rejections = vec![];
     for c in cases() {
         let room = RoomId::new(c.room).unwrap();
-        let sp = c.signing_seed.map(|s| signing_public(&s));
-        let key = shared_sender_key(c.key_id, c.mode, c.index, &c.chain_key, sp.as_ref()).unwrap();
+        let key = case_key(&c);
         let recips: Vec<_> = c.recipients.iter().map(|n| id_of(n).public()).collect();
         let shares = seal_shares_with_rng(
             alice,
@@ -466,7 +513,9 @@ fn vectors_open_with_the_api_and_with_the_documented_layout() {
             doc_pt.extend_from_slice(&h(&sk["chain_key"]));
             if let Some(p) = sk["signing_public"].as_str() {
                 doc_pt.extend_from_slice(&unhex(p));
+                doc_pt.extend_from_slice(&h(&sk["possession"]));
             }
+            doc_pt.extend_from_slice(&(sk["predecessor_end"].as_u64().unwrap() as u32).to_be_bytes());
             assert_eq!(pt, doc_pt);
             n += 1;
         }
@@ -524,7 +573,8 @@ fn fan_out_then_each_member_opens_only_its_own() {
         .map(|n| identity(n))
         .collect();
     let room = RoomId::new(b"r").unwrap();
-    let key = shared_sender_key([9; 16], SenderKeyMode::Pairwise, 1, &[8; 32], None).unwrap();
+    let key =
+        shared_sender_key([9; 16], SenderKeyMode::Pairwise, 1, &[8; 32], None, &[0; 32], 0).unwrap();
     let publics: Vec<_> = members.iter().map(|m| m.public()).collect();
     let shares = secret_chat::seal_shares(&alice, &room, 1, &key, &publics).unwrap();
     for (i, share) in shares.iter().enumerate() {
