@@ -91,7 +91,7 @@ const HEADER_FIXED_LEN: usize = 1 + 1 + 1 + 4 + IDENTITY_ID_LEN + IDENTITY_ID_LE
 ///  then:
 ///  +----------+----------+----------------------------+-----------------------+
 ///  | enc (32) | clen u16 | HPKE ciphertext (clen)     | identity signature    |
-///  |          | 69 | 101 | = plaintext + 16-byte tag  | (64)                  |
+///  |          | 73 | 169 | = plaintext + 16-byte tag  | (64)                  |
 ///  +----------+----------+----------------------------+-----------------------+
 ///  signature = Ed25519(sender identity, "secret-chat/v1/key-share/signature"
 ///                                       || every byte before the signature)
@@ -594,9 +594,9 @@ mod tests {
                 assert_eq!(opened.chain_key.0, key.chain_key.0);
             }
         }
-        // Pinned sizes: 1+1+1+6+4+16+16 header, 32 enc, 2+101 or 2+69, 64.
-        assert_eq!(share_to_bob(&f, &signed_key()).len(), 45 + 32 + 103 + 64);
-        assert_eq!(share_to_bob(&f, &pairwise_key()).len(), 45 + 32 + 71 + 64);
+        // Pinned sizes: 1+1+1+6+4+16+16 header, 32 enc, 2+169 or 2+73, 64.
+        assert_eq!(share_to_bob(&f, &signed_key()).len(), 45 + 32 + 171 + 64);
+        assert_eq!(share_to_bob(&f, &pairwise_key()).len(), 45 + 32 + 75 + 64);
     }
 
     #[test]
@@ -848,14 +848,14 @@ mod tests {
             KeyShare::from_bytes(&long),
             Err(Error::Malformed(DecodeError::TrailingBytes))
         );
-        // A ciphertext length other than 69 or 101.
+        // A ciphertext length other than 73 or 169.
         let h = header(&f.room, 7, &f.alice.id(), &f.bob.id());
         let share = assemble(&f.alice, &h, &[9; 32], &[0; 70]);
         assert_eq!(
             KeyShare::from_bytes(&share),
             Err(Error::Malformed(DecodeError::InvalidValue))
         );
-        let share = assemble(&f.alice, &h, &[9; 32], &[0; 102]);
+        let share = assemble(&f.alice, &h, &[9; 32], &[0; 170]);
         assert_eq!(
             KeyShare::from_bytes(&share),
             Err(Error::Malformed(DecodeError::LengthLimit))

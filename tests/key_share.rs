@@ -295,6 +295,7 @@ fn generate() -> Value {
             pt.extend_from_slice(&[0x66; 16]);
             pt.extend_from_slice(&0u32.to_be_bytes());
             pt.extend_from_slice(&[0x66; 32]);
+            pt.extend_from_slice(&0u32.to_be_bytes()); // predecessor_end
             let (renc, rct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
                 &OpModeS::Base,
                 &pk,
