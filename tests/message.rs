@@ -574,3 +574,144 @@ fn message_vectors() {
         );
     }
 }
+
+/// A second implementation, written from docs/PROTOCOL.md section 4 with the
+/// raw primitives only (SHA-256, HMAC, HKDF, AES-256-GCM, Ed25519), rebuilds
+/// every published value: the binding, the key id, the proof of possession,
+/// the share plaintext, and for each message the chain keys, seed, salt (from
+/// the documented test RNG), key, nonce, commitment, padding, header and bytes.
+#[test]
+fn message_vectors_from_the_document_alone() {
+    use aes_gcm::aead::AeadInOut;
+    use aes_gcm::{Aes256Gcm, KeyInit};
+    use ed25519_dalek::{Signer, SigningKey};
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+
+    fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+    fn padme(l: usize) -> usize {
+        let l = l.max(32);
+        let e = usize::BITS - 1 - l.leading_zeros();
+        let s = u32::BITS - e.leading_zeros();
+        let mask = (1usize << (e - s)) - 1;
+        (l + mask) & !mask
+    }
+    /// The test RNG of PROTOCOL.md section 1: `n` bytes from block `from` on.
+    fn test_rng(seed: &[u8], skip: usize, n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0u64;
+        while out.len() < skip + n {
+            let mut h = Sha256::new();
+            h.update(b"secret-chat/test-rng");
+            h.update((seed.len() as u32).to_be_bytes());
+            h.update(seed);
+            h.update(i.to_be_bytes());
+            out.extend_from_slice(&h.finalize());
+            i += 1;
+        }
+        out[skip..skip + n].to_vec()
+    }
+
+    let v = load("message.json");
+    for case in v["cases"].as_array().unwrap() {
+        let signed = case["mode"] == "signed";
+        let room = unhex(case["room_id"].as_str().unwrap());
+        let epoch = case["epoch"].as_u64().unwrap() as u32;
+        let seed = unhex(case["rng_seed"].as_str().unwrap());
+        // Binding.
+        let mut b = Sha256::new();
+        b.update(b"secret-chat/v2/sender-key/binding");
+        b.update([room.len() as u8]);
+        b.update(&room);
+        b.update(unhex(case["owner"].as_str().unwrap()));
+        b.update(unhex(case["instance"].as_str().unwrap()));
+        b.update(epoch.to_be_bytes());
+        let binding: [u8; 32] = b.finalize().into();
+        assert_eq!(hex(&binding), case["binding"].as_str().unwrap());
+        // Key generation: chain key, then the Ed25519 seed or the id.
+        let drawn = test_rng(&seed, 0, 32 + if signed { 32 } else { 16 });
+        let mut chain = drawn[..32].to_vec();
+        assert_eq!(hex(&chain), case["initial_chain_key"].as_str().unwrap());
+        let signer = signed.then(|| SigningKey::from_bytes(&drawn[32..64].try_into().unwrap()));
+        let key_id = match &signer {
+            Some(k) => {
+                let mut h = Sha256::new();
+                h.update(b"secret-chat/v2/sender-key/id");
+                h.update(k.verifying_key().as_bytes());
+                h.finalize()[..16].to_vec()
+            }
+            None => drawn[32..48].to_vec(),
+        };
+        assert_eq!(hex(&key_id), case["sender_key_id"].as_str().unwrap());
+        // Share plaintext with the proof of possession.
+        let pred = case["predecessor_end"].as_u64().unwrap() as u32;
+        let mut share = vec![if signed { 1 } else { 2 }];
+        share.extend_from_slice(&key_id);
+        share.extend_from_slice(&0u32.to_be_bytes());
+        share.extend_from_slice(&chain);
+        if let Some(k) = &signer {
+            let mut input = b"secret-chat/v2/sender-key/possession".to_vec();
+            input.extend_from_slice(&binding);
+            input.extend_from_slice(&key_id);
+            let proof = k.sign(&input).to_bytes();
+            assert_eq!(hex(&proof), case["possession"].as_str().unwrap());
+            share.extend_from_slice(k.verifying_key().as_bytes());
+            share.extend_from_slice(&proof);
+        }
+        share.extend_from_slice(&pred.to_be_bytes());
+        assert_eq!(hex(&share), case["share_plaintext"].as_str().unwrap());
+
+        let salt_seed = unhex(case["salt_rng_seed"].as_str().unwrap());
+        for (n, m) in case["messages"].as_array().unwrap().iter().enumerate() {
+            let index = m["index"].as_u64().unwrap() as u32;
+            assert_eq!(hex(&chain), m["chain_key"].as_str().unwrap());
+            let msg_seed = hmac(&chain, &[0x01]);
+            chain = hmac(&chain, &[0x02]).to_vec();
+            assert_eq!(hex(&msg_seed), m["message_seed"].as_str().unwrap());
+            assert_eq!(hex(&chain), m["next_chain_key"].as_str().unwrap());
+            let salt = test_rng(&salt_seed, 16 * n, 16);
+            assert_eq!(hex(&salt), m["salt"].as_str().unwrap());
+            let mut okm = [0u8; 76];
+            let mut info = b"secret-chat/v2/message-key".to_vec();
+            info.extend_from_slice(&binding);
+            hkdf::Hkdf::<Sha256>::new(Some(&salt), &msg_seed)
+                .expand(&info, &mut okm)
+                .unwrap();
+            assert_eq!(hex(&okm[..32]), m["aes_key"].as_str().unwrap());
+            assert_eq!(hex(&okm[32..44]), m["nonce"].as_str().unwrap());
+            assert_eq!(hex(&okm[44..]), m["commitment"].as_str().unwrap());
+            let mut header = vec![2, if signed { 1 } else { 2 }, room.len() as u8];
+            header.extend_from_slice(&room);
+            header.extend_from_slice(&epoch.to_be_bytes());
+            header.extend_from_slice(&key_id);
+            header.extend_from_slice(&index.to_be_bytes());
+            header.extend_from_slice(&salt);
+            header.extend_from_slice(&okm[44..]);
+            assert_eq!(hex(&header), m["header"].as_str().unwrap());
+            let plaintext = unhex(m["plaintext"].as_str().unwrap());
+            let mut body = plaintext.clone();
+            body.push(0x80);
+            body.resize(padme(plaintext.len() + 1), 0);
+            assert_eq!(hex(&body), m["padded"].as_str().unwrap());
+            let cipher = Aes256Gcm::new_from_slice(&okm[..32]).unwrap();
+            let nonce: [u8; 12] = okm[32..44].try_into().unwrap();
+            let tag = cipher
+                .encrypt_inout_detached(&nonce.into(), &header, body.as_mut_slice().into())
+                .unwrap();
+            body.extend_from_slice(&tag);
+            let mut wire = header.clone();
+            wire.extend_from_slice(&body);
+            if let Some(k) = &signer {
+                let mut input = b"secret-chat/v2/message/signature".to_vec();
+                input.extend_from_slice(&header);
+                input.extend_from_slice(&Sha256::digest(&body));
+                wire.extend_from_slice(&k.sign(&input).to_bytes());
+            }
+            assert_eq!(hex(&wire), m["message"].as_str().unwrap(), "index {index}");
+        }
+    }
+}
