@@ -3,10 +3,12 @@
 //! No two uses in the crate share a label: each signature, hash, KDF and
 //! AEAD input starts with (or is keyed by) its own constant from this module,
 //! so a value made for one purpose can never be accepted for another.
-//! All labels are ASCII, start with `secret-chat/v1/`, and are documented in
+//! All labels are ASCII, start with `secret-chat/v1/` or (protocol version 2)
+//! `secret-chat/v2/`, and are documented in
 //! `docs/PROTOCOL.md`.
 
-/// Version byte that starts every wire format of this crate.
+/// Version byte that starts every wire format of this crate except messages
+/// (see [`MESSAGE_VERSION`]).
 pub const PROTOCOL_VERSION: u8 = 1;
 
 /// Suite id of the only suite so far: DHKEM(X25519, HKDF-SHA256) /
@@ -29,10 +31,6 @@ pub const KEY_SHARE_SIGNATURE: &[u8] = b"secret-chat/v1/key-share/signature";
 pub const CHAIN_KEY_STEP: &[u8] = &[0x02];
 /// HMAC-SHA256 input that derives a message seed (Signal's `0x01`).
 pub const MESSAGE_SEED_STEP: &[u8] = &[0x01];
-/// HKDF-SHA256 `info` that expands a message seed to an AES-256-GCM key and nonce.
-pub const MESSAGE_KEY_INFO: &[u8] = b"secret-chat/v1/message-key";
-/// Prefix of the message a sender key's Ed25519 key signs over a group message.
-pub const MESSAGE_SIGNATURE: &[u8] = b"secret-chat/v1/message/signature";
 
 /// Version byte that starts every message of protocol version 2 (see
 /// `docs/PROTOCOL.md` section 4). Separate from [`PROTOCOL_VERSION`] until the
