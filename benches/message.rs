@@ -132,7 +132,10 @@ fn raw(c: &mut Criterion) {
                     &n,
                     |b, _| {
                         b.iter_batched_ref(
-                            || InboundSenderKey::new(room.clone(), 1, share.clone(), BINDING).unwrap(),
+                            || {
+                                InboundSenderKey::new(room.clone(), 1, share.clone(), BINDING)
+                                    .unwrap()
+                            },
                             |inb| {
                                 let d = inb.decrypt(&Message::from_bytes(&wire).unwrap()).unwrap();
                                 black_box(d.plaintext().len());

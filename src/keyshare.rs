@@ -477,7 +477,16 @@ mod tests {
     }
 
     fn pairwise_key() -> SharedSenderKey {
-        shared_sender_key([3; 16], SenderKeyMode::Pairwise, 0, &[4; 32], None, &[0; 32], 0).unwrap()
+        shared_sender_key(
+            [3; 16],
+            SenderKeyMode::Pairwise,
+            0,
+            &[4; 32],
+            None,
+            &[0; 32],
+            0,
+        )
+        .unwrap()
     }
 
     struct Fixture {

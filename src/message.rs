@@ -346,7 +346,11 @@ impl<'a> Message<'a> {
             .map_err(|_| Error::Tampered)?;
         // Strip `0x80 00*`. A bad padding can only come from a member's own
         // (buggy or malicious) sender: the AEAD already authenticated it.
-        let end = buf.0.iter().rposition(|&b| b != 0).ok_or(Error::BadPadding)?;
+        let end = buf
+            .0
+            .iter()
+            .rposition(|&b| b != 0)
+            .ok_or(Error::BadPadding)?;
         if buf.0.get(end) != Some(&0x80) || buf.0.len() != padded_len(end + 1) {
             return Err(Error::BadPadding);
         }

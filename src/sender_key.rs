@@ -188,10 +188,8 @@ impl MessageSeed {
     pub(crate) fn keys(&self, salt: &[u8; 16], binding: &[u8; 32]) -> MessageKeys {
         let mut okm = Zeroizing::new([0u8; OKM_LEN]);
         let hk = hkdf::Hkdf::<Sha256>::new(Some(salt), &self.0);
-        let expanded = hk.expand_multi_info(
-            &[labels::MESSAGE_KEY_INFO_V2, binding],
-            okm.as_mut_slice(),
-        );
+        let expanded =
+            hk.expand_multi_info(&[labels::MESSAGE_KEY_INFO_V2, binding], okm.as_mut_slice());
         let mut keys = MessageKeys {
             key: [0; 32],
             nonce: [0; 12],
@@ -1296,7 +1294,10 @@ mod tests {
     fn signed_key_id_is_derived_and_checked() {
         let (out, _) = pair(SenderKeyMode::Signed, b"id");
         let share = out.share();
-        assert_eq!(share.id, signed_key_id(share.signing_public.as_ref().unwrap()));
+        assert_eq!(
+            share.id,
+            signed_key_id(share.signing_public.as_ref().unwrap())
+        );
         let mut pt = share.to_share_plaintext().unwrap();
         pt[1] ^= 1;
         assert_eq!(
@@ -1469,8 +1470,14 @@ mod tests {
         moved.reserve(100);
         let (out, inb) = moved.pop().unwrap();
         assert_eq!(core::ptr::from_ref::<ChainKey>(&inb.chain_key), chain_at);
-        assert_eq!(core::ptr::from_ref::<MessageSeed>(&inb.skipped[&1]), seed_at);
-        assert_eq!(core::ptr::from_ref::<ChainKey>(&out.chain_key), out_chain_at);
+        assert_eq!(
+            core::ptr::from_ref::<MessageSeed>(&inb.skipped[&1]),
+            seed_at
+        );
+        assert_eq!(
+            core::ptr::from_ref::<ChainKey>(&out.chain_key),
+            out_chain_at
+        );
     }
 
     /// One receive-side negative vector: built by `make`, expected `error`.
@@ -1708,7 +1715,11 @@ mod tests {
     }
 
     /// A message at `index` under `out`'s chain whose padding is `0x81 00*`.
-    fn bad_padding_message(out: &OutboundSenderKey, initial: &[u8; 32], salt: &[u8; 16]) -> Vec<u8> {
+    fn bad_padding_message(
+        out: &OutboundSenderKey,
+        initial: &[u8; 32],
+        salt: &[u8; 16],
+    ) -> Vec<u8> {
         let (_, seed) = ChainKey(*initial).step();
         let keys = seed.keys(salt, &out.binding);
         let header = message::Header {
@@ -1728,7 +1739,9 @@ mod tests {
     }
 
     fn message_vectors() -> Value {
-        let owner = SigningKey::from_bytes(&[0x0a; 32]).verifying_key().to_bytes();
+        let owner = SigningKey::from_bytes(&[0x0a; 32])
+            .verifying_key()
+            .to_bytes();
         let mut cases = Vec::new();
         let mut negative = Vec::new();
         let mut negative_shares = Vec::new();
@@ -1857,7 +1870,12 @@ mod tests {
                 proof[SHARE_PLAINTEXT_SIGNED_LEN - 5] ^= 1;
                 share_negs.extend([
                     ("id-not-derived", id, None, Error::SenderKeyIdMismatch),
-                    ("possession-bit-flip", proof, None, Error::BadPossessionProof),
+                    (
+                        "possession-bit-flip",
+                        proof,
+                        None,
+                        Error::BadPossessionProof,
+                    ),
                     (
                         "possession-other-binding",
                         share_pt.to_vec(),

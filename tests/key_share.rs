@@ -516,7 +516,8 @@ fn vectors_open_with_the_api_and_with_the_documented_layout() {
                 doc_pt.extend_from_slice(&unhex(p));
                 doc_pt.extend_from_slice(&h(&sk["possession"]));
             }
-            doc_pt.extend_from_slice(&(sk["predecessor_end"].as_u64().unwrap() as u32).to_be_bytes());
+            doc_pt
+                .extend_from_slice(&(sk["predecessor_end"].as_u64().unwrap() as u32).to_be_bytes());
             assert_eq!(pt, doc_pt);
             n += 1;
         }
@@ -574,8 +575,16 @@ fn fan_out_then_each_member_opens_only_its_own() {
         .map(|n| identity(n))
         .collect();
     let room = RoomId::new(b"r").unwrap();
-    let key =
-        shared_sender_key([9; 16], SenderKeyMode::Pairwise, 1, &[8; 32], None, &[0; 32], 0).unwrap();
+    let key = shared_sender_key(
+        [9; 16],
+        SenderKeyMode::Pairwise,
+        1,
+        &[8; 32],
+        None,
+        &[0; 32],
+        0,
+    )
+    .unwrap();
     let publics: Vec<_> = members.iter().map(|m| m.public()).collect();
     let shares = secret_chat::seal_shares(&alice, &room, 1, &key, &publics).unwrap();
     for (i, share) in shares.iter().enumerate() {

@@ -170,7 +170,6 @@ fn limits_are_enforced() {
     assert_eq!(out.index(), 0, "a failed encrypt does not advance");
 }
 
-
 /// Issue 12, attack 2: export -> encrypt(p1) -> crash before saving ->
 /// import(old state) -> encrypt(p2). Both messages use index 0 and the same
 /// message seed, but each draws a fresh salt, so the AES-GCM key and nonce
@@ -345,7 +344,11 @@ fn two_keys_one_ciphertext_is_refused_by_the_commitment() {
         keystream(&dc.key, &dc.nonce, LEN),
     );
 
-    let mut header = vec![2, SenderKeyMode::Signed.to_byte(), room_id.as_bytes().len() as u8];
+    let mut header = vec![
+        2,
+        SenderKeyMode::Signed.to_byte(),
+        room_id.as_bytes().len() as u8,
+    ];
     header.extend_from_slice(room_id.as_bytes());
     header.extend_from_slice(&epoch.to_be_bytes());
     header.extend_from_slice(&id);
@@ -381,7 +384,12 @@ fn two_keys_one_ciphertext_is_refused_by_the_commitment() {
         let mut buf = ct.clone();
         Aes256Gcm::new_from_slice(k)
             .unwrap()
-            .decrypt_inout_detached(&(*n).into(), &header, buf.as_mut_slice().into(), &tag.into())
+            .decrypt_inout_detached(
+                &(*n).into(),
+                &header,
+                buf.as_mut_slice().into(),
+                &tag.into(),
+            )
             .unwrap();
         assert_eq!(buf[LEN - 1], 0x80, "padding");
         buf
@@ -540,7 +548,9 @@ fn message_vectors() {
         let mode = case_mode(case);
         let room = RoomId::new(&unhex(case["room_id"].as_str().unwrap())).unwrap();
         let binding: [u8; 32] = arr(&case["binding"]);
-        let signing_seed = case["signing_seed"].as_str().map(|_| arr::<32>(&case["signing_seed"]));
+        let signing_seed = case["signing_seed"]
+            .as_str()
+            .map(|_| arr::<32>(&case["signing_seed"]));
         let shared = testing::shared_sender_key(
             arr(&case["sender_key_id"]),
             mode,
@@ -556,16 +566,17 @@ fn message_vectors() {
             None => binding,
         };
         let epoch = case["epoch"].as_u64().unwrap() as u32;
-        let got = InboundSenderKey::new(room, epoch, shared, receiver_binding).and_then(|mut inb| {
-            for i in n["receive_first"].as_array().unwrap() {
-                let m = &case["messages"][i.as_u64().unwrap() as usize]["message"];
-                open(&mut inb, &unhex(m.as_str().unwrap())).unwrap();
-            }
-            if let Some(end) = n["retire"].as_u64() {
-                inb.retire(end as u32);
-            }
-            open(&mut inb, &unhex(n["message"].as_str().unwrap()))
-        });
+        let got =
+            InboundSenderKey::new(room, epoch, shared, receiver_binding).and_then(|mut inb| {
+                for i in n["receive_first"].as_array().unwrap() {
+                    let m = &case["messages"][i.as_u64().unwrap() as usize]["message"];
+                    open(&mut inb, &unhex(m.as_str().unwrap())).unwrap();
+                }
+                if let Some(end) = n["retire"].as_u64() {
+                    inb.retire(end as u32);
+                }
+                open(&mut inb, &unhex(n["message"].as_str().unwrap()))
+            });
         assert_eq!(
             format!("{:?}", got.unwrap_err()),
             n["error"].as_str().unwrap(),
