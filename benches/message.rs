@@ -145,6 +145,9 @@ fn raw(c: &mut Criterion) {
                     },
                 );
             } else if n <= 16 * 1024 {
+                g.bench_with_input(BenchmarkId::new("pairwise encrypt", n), &n, |b, _| {
+                    b.iter(|| black_box(out.encrypt(&pt).unwrap()))
+                });
                 g.bench_with_input(
                     BenchmarkId::new("pairwise encrypt + decrypt", n),
                     &n,
@@ -175,6 +178,25 @@ fn raw(c: &mut Criterion) {
             }
         }
     }
+    // Fixed costs per message, for the breakdown in docs/PERFORMANCE.md.
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("fixed: salted hkdf to 76 bytes", |b| {
+        b.iter(|| black_box(hkdf76(black_box(&seed), &salt)))
+    });
+    g.bench_function("fixed: 16-byte salt from the OS RNG", |b| {
+        b.iter(|| {
+            let mut s = [0u8; 16];
+            getrandom::fill(&mut s).unwrap();
+            black_box(s)
+        })
+    });
+    g.bench_function("fixed: ratchet step + salted hkdf", |b| {
+        b.iter(|| {
+            black_box(secret_chat::testing::derive_message_keys(
+                &seed, &salt, &BINDING,
+            ))
+        })
+    });
     // Wiping a 1 MiB plaintext: zeroize's volatile byte writes (v1) against
     // the crate's fill + black_box (v2).
     let mut big = vec![0x5au8; 1024 * 1024];
