@@ -1,7 +1,8 @@
 //! Sender keys: the seed product's "secret key", one per member, room and epoch.
 //!
 //! A sender key is a 32-byte chain key, the index of the next message, a
-//! 16-byte id, a 32-byte *binding* to its owner (see [`sender_key_binding`])
+//! 16-byte id, a 32-byte *binding* to its owner (see
+//! [`testing::sender_key_binding`](crate::testing::sender_key_binding))
 //! and, in group rooms, a fresh Ed25519 signing key used only for this sender
 //! key's messages (its id is then derived from the signing public key). The
 //! owner holds an [`OutboundSenderKey`]; every other member holds an
@@ -675,7 +676,8 @@ pub struct InboundSenderKey {
 impl InboundSenderKey {
     /// Builds the receiving half from what a key share carried, bound to
     /// `binding` (the receiver computes it for the share's owner, room and
-    /// epoch; see [`sender_key_binding`] in `docs/PROTOCOL.md` section 4.1).
+    /// epoch; see [`testing::sender_key_binding`](crate::testing::sender_key_binding)
+    /// and `docs/PROTOCOL.md` section 4.1).
     ///
     /// A signed key's proof of possession must verify (strict Ed25519)
     /// over this binding and the key id, else [`Error::BadPossessionProof`]:
@@ -1738,6 +1740,9 @@ mod tests {
         .unwrap()
     }
 
+    /// (name, share plaintext, receiver binding if not the case's, error).
+    type ShareNegative = (&'static str, Vec<u8>, Option<[u8; 32]>, Error);
+
     fn message_vectors() -> Value {
         let owner = SigningKey::from_bytes(&[0x0a; 32])
             .verifying_key()
@@ -1843,7 +1848,7 @@ mod tests {
                     "error": format!("{:?}", n.error),
                 }));
             }
-            let mut share_negs: Vec<(&str, Vec<u8>, Option<[u8; 32]>, Error)> = vec![
+            let mut share_negs: Vec<ShareNegative> = vec![
                 (
                     "truncated",
                     share_pt[..share_pt.len() - 1].to_vec(),
