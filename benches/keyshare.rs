@@ -66,12 +66,15 @@ fn bench(c: &mut Criterion) {
     let bundles: Vec<DeviceBundle> = members.iter().map(|m| m.bundle()).collect();
     let room = RoomId::new(b"bench-room").unwrap();
     let signing_public = SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes();
+    let id = secret_chat::testing::signed_sender_key_id(&signing_public).unwrap();
     let key = shared_sender_key(
-        [1; 16],
+        id,
         SenderKeyMode::Signed,
         0,
         &[2; 32],
-        Some(&signing_public),
+        Some(&[3; 32]),
+        &[4; 32],
+        0,
     )
     .unwrap();
     let pt = vec![0x42u8; 1 + 16 + 4 + 32 + 32 + 64 + 4];

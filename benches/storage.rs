@@ -47,8 +47,20 @@ fn big_room() -> Room {
     )
     .unwrap();
     for i in 1..MEMBERS {
-        let mut out =
-            OutboundSenderKey::new_with_rng(room_id.clone(), 0, SenderKeyMode::Signed, &mut rng);
+        let binding = secret_chat::testing::sender_key_binding(
+            &room_id,
+            &ids[i].public().signing_key().to_bytes(),
+            &[0; 32],
+            0,
+        );
+        let mut out = OutboundSenderKey::new_with_rng(
+            room_id.clone(),
+            0,
+            SenderKeyMode::Signed,
+            binding,
+            0,
+            &mut rng,
+        );
         let b0 = ids[0].bundle();
         let share = seal_shares_with_rng(
             &ids[i],

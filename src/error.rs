@@ -99,6 +99,27 @@ pub enum Error {
     /// a key was substituted, or the wrong code (for instance one's own) was
     /// scanned. The chat must not be marked as verified.
     FingerprintMismatch,
+    /// A sender key's proof of possession (the signature by its own signing
+    /// key over its binding and id) does not verify for this owner, room and
+    /// epoch: the key was re-shared by someone who is not its owner, or
+    /// shared for another room or epoch. Final; nothing was accepted.
+    BadPossessionProof,
+    /// A signed sender key's id is not the one derived from its signing
+    /// public key. Final.
+    SenderKeyIdMismatch,
+    /// The key commitment in a message header does not match the one derived
+    /// from the receiver's copy of the sender key: the sender gave different
+    /// members different keys under one key id (or the header was altered).
+    /// Checked before any decryption. Final.
+    CommitmentMismatch,
+    /// The decrypted plaintext's padding is not the canonical `0x80 00*` to a
+    /// Padmé length: an authenticated but malformed message from a member's
+    /// own (buggy or malicious) client. Final.
+    BadPadding,
+    /// A message under a retired sender key at an index its owner never used
+    /// before rotating (at or above the end carried in the successor key's
+    /// share): a forgery or a stolen old key. Final.
+    RetiredKeyIndex,
     /// A key share is sealed to one of my share keys that I have already
     /// erased (its grace period ended). Final for this share: ask the sender
     /// to re-share under my current [`DeviceBundle`](crate::DeviceBundle).
@@ -193,6 +214,17 @@ impl fmt::Display for Error {
             Self::DuplicateMember => f.write_str("the same member id appears twice"),
             Self::DuplicateIdentity => f.write_str("the same identity appears under two member ids"),
             Self::WrongStateKind => f.write_str("stored blob is of another kind (identity vs room)"),
+            Self::BadPossessionProof => {
+                f.write_str("sender key proof of possession does not verify")
+            }
+            Self::SenderKeyIdMismatch => {
+                f.write_str("sender key id does not match its signing key")
+            }
+            Self::CommitmentMismatch => f.write_str("message key commitment does not match"),
+            Self::BadPadding => f.write_str("decrypted message has invalid padding"),
+            Self::RetiredKeyIndex => {
+                f.write_str("message index beyond the end of a retired sender key")
+            }
         }
     }
 }

@@ -31,7 +31,7 @@
 //! let alice = IdentityKeyPair::generate();
 //! let bob = IdentityKeyPair::generate();
 //! let room = RoomId::new(b"room-1").unwrap();
-//! let key = shared_sender_key([7; 16], SenderKeyMode::Pairwise, 0, &[9; 32], None).unwrap();
+//! let key = shared_sender_key([7; 16], SenderKeyMode::Pairwise, 0, &[9; 32], None, &[1; 32], 0).unwrap();
 //! let instance = [0u8; 32]; // Alice's membership instance in the room
 //!
 //! let bob_bundle = bob.bundle(); // from the relay, or in-band
@@ -593,25 +593,37 @@ mod tests {
         RoomId::new(name).unwrap()
     }
 
-    fn signing_public() -> [u8; 32] {
-        ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+    fn signed_id(seed: &[u8; 32]) -> [u8; 16] {
+        let public = ed25519_dalek::SigningKey::from_bytes(seed)
             .verifying_key()
-            .to_bytes()
+            .to_bytes();
+        crate::testing::signed_sender_key_id(&public).unwrap()
     }
 
     fn signed_key() -> SharedSenderKey {
         shared_sender_key(
-            [1; 16],
+            signed_id(&[5; 32]),
             SenderKeyMode::Signed,
             42,
             &[2; 32],
-            Some(&signing_public()),
+            Some(&[5; 32]),
+            &[0; 32],
+            0,
         )
         .unwrap()
     }
 
     fn pairwise_key() -> SharedSenderKey {
-        shared_sender_key([3; 16], SenderKeyMode::Pairwise, 0, &[4; 32], None).unwrap()
+        shared_sender_key(
+            [3; 16],
+            SenderKeyMode::Pairwise,
+            0,
+            &[4; 32],
+            None,
+            &[0; 32],
+            0,
+        )
+        .unwrap()
     }
 
     struct Fixture {
@@ -1026,9 +1038,9 @@ mod tests {
             let suite = if pq { Suite::XWing } else { Suite::X25519 };
             let r = RoomId::new(&room_bytes).unwrap();
             let key = if signed {
-                shared_sender_key(seed, SenderKeyMode::Signed, index, &chain, Some(&signing_public())).unwrap()
+                shared_sender_key(signed_id(&chain), SenderKeyMode::Signed, index, &chain, Some(&chain), &[1; 32], 7).unwrap()
             } else {
-                shared_sender_key(seed, SenderKeyMode::Pairwise, index, &chain, None).unwrap()
+                shared_sender_key(seed, SenderKeyMode::Pairwise, index, &chain, None, &[1; 32], 7).unwrap()
             };
             let b = f.bob.bundle();
             let shares = seal_shares_with_rng(&f.alice, &r, suite, epoch, &INST, &key,

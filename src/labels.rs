@@ -15,9 +15,6 @@ pub const PROTOCOL_VERSION: u8 = 2;
 /// version 1 of the protocol: the payload layout did not change).
 pub const PAYLOAD_VERSION: u8 = 1;
 
-/// Version byte of the message format (see `message`).
-pub const MESSAGE_VERSION: u8 = 1;
-
 /// Suite byte of DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM key
 /// shares ([`Suite::X25519`](crate::Suite::X25519)).
 pub const SUITE_X25519: u8 = 1;
@@ -42,10 +39,25 @@ pub const KEY_SHARE_SIGNATURE: &[u8] = b"secret-chat/v2/key-share/signature";
 pub const CHAIN_KEY_STEP: &[u8] = &[0x02];
 /// HMAC-SHA256 input that derives a message seed (Signal's `0x01`).
 pub const MESSAGE_SEED_STEP: &[u8] = &[0x01];
-/// HKDF-SHA256 `info` that expands a message seed to an AES-256-GCM key and nonce.
-pub const MESSAGE_KEY_INFO: &[u8] = b"secret-chat/v1/message-key";
-/// Prefix of the message a sender key's Ed25519 key signs over a group message.
-pub const MESSAGE_SIGNATURE: &[u8] = b"secret-chat/v1/message/signature";
+
+/// Version byte that starts every message of protocol version 2 (see
+/// `docs/PROTOCOL.md` section 4): the same value as [`PROTOCOL_VERSION`].
+pub const MESSAGE_VERSION: u8 = PROTOCOL_VERSION;
+/// HKDF-SHA256 `info` prefix (followed by the sender key's 32-byte binding)
+/// that expands a message seed and the header's salt to the AES-256-GCM key,
+/// the nonce and the key commitment of one message.
+pub const MESSAGE_KEY_INFO_V2: &[u8] = b"secret-chat/v2/message-key";
+/// Prefix of what a sender key's Ed25519 key signs over a version 2 group
+/// message: this label, the header, SHA-256 of the ciphertext and tag.
+pub const MESSAGE_SIGNATURE_V2: &[u8] = b"secret-chat/v2/message/signature";
+/// Hashed with a room, an owner, a membership instance and an epoch into the
+/// 32-byte binding of a sender key.
+pub const SENDER_KEY_BINDING: &[u8] = b"secret-chat/v2/sender-key/binding";
+/// Hashed with a signed sender key's Ed25519 public key into its 16-byte id.
+pub const SENDER_KEY_ID: &[u8] = b"secret-chat/v2/sender-key/id";
+/// Prefix of the proof of possession: signed by a sender key's own Ed25519
+/// key over this label, the key's binding and its id.
+pub const SENDER_KEY_POSSESSION: &[u8] = b"secret-chat/v2/sender-key/possession";
 
 /// Per-member fingerprint label (iterated SHA-512).
 pub const FINGERPRINT: &[u8] = b"secret-chat/v1/fingerprint";

@@ -531,7 +531,8 @@ impl Room {
             None => return Err(Error::NotAMember),
         }
         let mode = mode_for(pinned.len());
-        let outbound = OutboundSenderKey::new_with_rng(id.clone(), 0, mode, rng);
+        let binding = own_binding(&id, identity, 0);
+        let outbound = OutboundSenderKey::new_with_rng(id.clone(), 0, mode, binding, 0, rng);
         let room = Self {
             id,
             suite,
@@ -777,17 +778,26 @@ impl Room {
             return Err(Error::SignatureRequired);
         }
         let epoch = share.epoch();
+        let binding = crate::sender_key::sender_key_binding(
+            &self.id,
+            &member.identity.signing_key().to_bytes(),
+            &[0u8; 32],
+            epoch,
+        );
+        let predecessor_end = shared.predecessor_end();
+        let key = InboundSenderKey::new(self.id.clone(), epoch, shared, binding)?;
         // Commit: everything above was checked without changing state.
         for entry in self.inbound.values_mut() {
             if entry.member == from && entry.retired_at.is_none() {
                 entry.retired_at = Some(now);
+                entry.key.retire(predecessor_end);
             }
         }
         self.inbound.insert(
-            shared.id(),
+            key.id(),
             InboundEntry {
                 member: from.clone(),
-                key: InboundSenderKey::new(self.id.clone(), epoch, shared),
+                key,
                 retired_at: None,
             },
         );
@@ -856,7 +866,7 @@ impl Room {
         } else {
             Vec::new()
         };
-        let message = self.outbound.encrypt(plaintext)?;
+        let message = self.outbound.encrypt_with_rng(plaintext, rng)?;
         Ok(Outgoing { shares, message })
     }
 
@@ -883,6 +893,8 @@ impl Room {
             self.id.clone(),
             epoch,
             next_mode(self.outbound.mode(), self.members.len()),
+            own_binding(&self.id, identity, epoch),
+            self.outbound.index(),
             rng,
         );
         let old = core::mem::replace(&mut self.outbound, fresh);
@@ -1117,4 +1129,15 @@ impl Room {
             .values()
             .any(|e| e.member == *member && e.retired_at.is_none())
     }
+}
+
+/// The binding of my own sender key for `epoch` (membership instances come
+/// later: the instance is all zero for now).
+fn own_binding(room: &RoomId, identity: &IdentityKeyPair, epoch: u32) -> [u8; 32] {
+    crate::sender_key::sender_key_binding(
+        room,
+        &identity.public().signing_key().to_bytes(),
+        &[0u8; 32],
+        epoch,
+    )
 }

@@ -107,23 +107,105 @@ impl TryCryptoRng for VectorRng {}
 /// known-answer vectors and benchmarks (production sender keys come from
 /// the sender-key generator or from an opened key share).
 ///
-/// `signing_public` must be `Some` exactly when `mode` is
-/// [`Signed`](crate::SenderKeyMode::Signed), and must be a valid Ed25519 key.
+/// Pairwise keys (`signing_seed = None`) take `id` as given. Signed keys
+/// take the Ed25519 seed of the sender key's signing key: their id must be
+/// [`signed_sender_key_id`] of its public key (else
+/// [`Error::SenderKeyIdMismatch`](crate::Error::SenderKeyIdMismatch)), and
+/// the proof of possession is made here over `binding`.
+///
+/// ```
+/// use secret_chat::testing::{shared_sender_key, signed_sender_key_id};
+/// use secret_chat::SenderKeyMode;
+/// let pairwise = shared_sender_key([7; 16], SenderKeyMode::Pairwise, 0, &[9; 32], None, &[1; 32], 0).unwrap();
+/// let public = ed25519_dalek::SigningKey::from_bytes(&[5; 32]).verifying_key().to_bytes();
+/// let id = signed_sender_key_id(&public).unwrap();
+/// let signed = shared_sender_key(id, SenderKeyMode::Signed, 0, &[9; 32], Some(&[5; 32]), &[1; 32], 0).unwrap();
+/// assert_eq!(signed.id().as_bytes(), &id);
+/// ```
 pub fn shared_sender_key(
     id: [u8; 16],
     mode: crate::SenderKeyMode,
     index: u32,
     chain_key: &[u8; 32],
-    signing_public: Option<&[u8; 32]>,
+    signing_seed: Option<&[u8; 32]>,
+    binding: &[u8; 32],
+    predecessor_end: u32,
 ) -> Result<crate::SharedSenderKey, crate::Error> {
-    let signing = signing_public
-        .map(crate::identity::parse_ed25519_public)
-        .transpose()?;
-    crate::SharedSenderKey::new(
-        crate::SenderKeyId::from_bytes(id),
-        mode,
-        index,
-        chain_key,
-        signing,
-    )
+    let id = crate::SenderKeyId::from_bytes(id);
+    let signing = signing_seed.map(|seed| {
+        use ed25519_dalek::Signer;
+        let key = ed25519_dalek::SigningKey::from_bytes(seed);
+        let mut input = Vec::new();
+        input.extend_from_slice(crate::labels::SENDER_KEY_POSSESSION);
+        input.extend_from_slice(binding);
+        input.extend_from_slice(id.as_bytes());
+        (key.verifying_key(), key.sign(&input).to_bytes())
+    });
+    crate::SharedSenderKey::new(id, mode, index, chain_key, signing, predecessor_end)
+}
+
+/// The id of a signed sender key with this Ed25519 public key (first 16
+/// bytes of `SHA-256("secret-chat/v2/sender-key/id" || public)`); an
+/// invalid or weak public key is an error.
+pub fn signed_sender_key_id(signing_public: &[u8; 32]) -> Result<[u8; 16], crate::Error> {
+    let public = crate::identity::parse_ed25519_public(signing_public)?;
+    Ok(*crate::sender_key::signed_key_id(&public).as_bytes())
+}
+
+/// The 32-byte binding of a sender key (`docs/PROTOCOL.md` section 4.1).
+pub fn sender_key_binding(
+    room: &crate::RoomId,
+    owner: &[u8; 32],
+    instance: &[u8; 32],
+    epoch: u32,
+) -> [u8; 32] {
+    crate::sender_key::sender_key_binding(room, owner, instance, epoch)
+}
+
+/// The values one message derives, for vectors and attack tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedMessageKeys {
+    /// The message seed `HMAC-SHA256(chain_key, 0x01)`.
+    pub seed: [u8; 32],
+    /// The next chain key `HMAC-SHA256(chain_key, 0x02)`.
+    pub next_chain_key: [u8; 32],
+    /// The AES-256-GCM key.
+    pub key: [u8; 32],
+    /// The AES-256-GCM nonce.
+    pub nonce: [u8; 12],
+    /// The 32-byte key commitment.
+    pub commitment: [u8; 32],
+}
+
+/// Derives everything one message uses from the chain key at its index, the
+/// header's salt and the sender key's binding (`docs/PROTOCOL.md` section 4.1).
+pub fn derive_message_keys(
+    chain_key: &[u8; 32],
+    salt: &[u8; 16],
+    binding: &[u8; 32],
+) -> DerivedMessageKeys {
+    let (next_chain_key, seed) = crate::sender_key::hooks::ratchet(chain_key);
+    let (key, nonce, commitment) = crate::sender_key::hooks::message_keys(&seed, salt, binding);
+    DerivedMessageKeys {
+        seed,
+        next_chain_key,
+        key,
+        nonce,
+        commitment,
+    }
+}
+
+/// The chain key the next message of `key` will use (a secret: tests only).
+pub fn outbound_chain_key(key: &crate::OutboundSenderKey) -> [u8; 32] {
+    crate::sender_key::hooks::outbound_chain_key(key)
+}
+
+/// Saves an outbound sender key's state (as the encrypted storage would).
+pub fn save_outbound(key: &crate::OutboundSenderKey) -> zeroize::Zeroizing<Vec<u8>> {
+    crate::sender_key::hooks::outbound_state(key)
+}
+
+/// Restores what [`save_outbound`] saved (a crash-and-restore, a backup).
+pub fn restore_outbound(bytes: &[u8]) -> Result<crate::OutboundSenderKey, crate::Error> {
+    crate::sender_key::hooks::outbound_from_state(bytes)
 }

@@ -30,8 +30,14 @@ fn debug_output_is_pinned_and_secret_free() {
     );
 
     let room_id = RoomId::new(b"room").unwrap();
-    let mut out =
-        OutboundSenderKey::new_with_rng(room_id.clone(), 2, SenderKeyMode::Signed, &mut rng);
+    let mut out = OutboundSenderKey::new_with_rng(
+        room_id.clone(),
+        2,
+        SenderKeyMode::Signed,
+        [9; 32],
+        0,
+        &mut rng,
+    );
     let key = format!("{:?}", out.id());
     assert_eq!(
         format!("{out:?}"),
@@ -40,9 +46,9 @@ fn debug_output_is_pinned_and_secret_free() {
     let share = out.share();
     assert_eq!(
         format!("{share:?}"),
-        format!("SharedSenderKey {{ id: {key}, mode: Signed, index: 0, .. }}")
+        format!("SharedSenderKey {{ id: {key}, mode: Signed, index: 0, predecessor_end: 0, .. }}")
     );
-    let mut inb = InboundSenderKey::new(room_id, 2, share);
+    let mut inb = InboundSenderKey::new(room_id, 2, share, [9; 32]).unwrap();
     let wire = out.encrypt(b"the plaintext").unwrap();
     let msg = Message::from_bytes(&wire).unwrap();
     assert_eq!(

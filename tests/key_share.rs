@@ -118,24 +118,51 @@ fn signing_public(seed: &[u8; 32]) -> [u8; 32] {
         .to_bytes()
 }
 
+/// The binding the vector sender keys are made under (any 32 bytes: key
+/// shares carry the proof of possession opaque; section 4 covers it).
+const BINDING: [u8; 32] = [0x5b; 32];
+/// The predecessor end the vector sender keys carry.
+const PREDECESSOR_END: u32 = 17;
+
+/// A signed key's id is derived from its signing key; a pairwise key's is
+/// the case's.
+fn key_id_of(c: &CaseInput) -> [u8; 16] {
+    match c.signing_seed {
+        Some(s) => secret_chat::testing::signed_sender_key_id(&signing_public(&s)).unwrap(),
+        None => c.key_id,
+    }
+}
+
 fn key_of(c: &CaseInput) -> SharedSenderKey {
-    let sp = c.signing_seed.map(|s| signing_public(&s));
-    shared_sender_key(c.key_id, c.mode, c.index, &c.chain_key, sp.as_ref()).unwrap()
+    shared_sender_key(
+        key_id_of(c),
+        c.mode,
+        c.index,
+        &c.chain_key,
+        c.signing_seed.as_ref(),
+        &BINDING,
+        PREDECESSOR_END,
+    )
+    .unwrap()
 }
 
 fn sender_key_json(c: &CaseInput) -> Value {
     json!({
-        "id": hex(&c.key_id),
+        "id": hex(&key_id_of(c)),
         "mode": c.mode.to_byte(),
         "index": c.index,
         "chain_key": hex(&c.chain_key),
+        "signing_seed": c.signing_seed.map(|s| hex(&s)),
         "signing_public": c.signing_seed.map(|s| hex(&signing_public(&s))),
+        "binding": hex(&BINDING),
+        "predecessor_end": PREDECESSOR_END,
+        "share_plaintext_len": if c.signing_seed.is_some() { 153 } else { 57 },
     })
 }
 
 fn key_from_json(v: &Value) -> SharedSenderKey {
     let mode = SenderKeyMode::from_byte(v["mode"].as_u64().unwrap() as u8).unwrap();
-    let sp = v["signing_public"]
+    let seed = v["signing_seed"]
         .as_str()
         .map(|s| <[u8; 32]>::try_from(unhex(s)).unwrap());
     shared_sender_key(
@@ -143,7 +170,9 @@ fn key_from_json(v: &Value) -> SharedSenderKey {
         mode,
         v["index"].as_u64().unwrap() as u32,
         &h(&v["chain_key"]).try_into().unwrap(),
-        sp.as_ref(),
+        seed.as_ref(),
+        &h(&v["binding"]).try_into().unwrap(),
+        v["predecessor_end"].as_u64().unwrap() as u32,
     )
     .unwrap()
 }
@@ -598,6 +627,12 @@ fn vectors_open_with_the_api_and_with_the_documented_layout() {
                 &(sk["index"].as_u64().unwrap() as u32).to_be_bytes()
             );
             assert_eq!(&pt[21..53], &h(&sk["chain_key"])[..]);
+            assert_eq!(pt.len() as u64, sk["share_plaintext_len"].as_u64().unwrap());
+            if let Some(p) = sk["signing_public"].as_str() {
+                assert_eq!(&pt[53..85], &unhex(p)[..]);
+            }
+            let end = (sk["predecessor_end"].as_u64().unwrap() as u32).to_be_bytes();
+            assert_eq!(&pt[pt.len() - 4..], &end);
             n += 1;
         }
     }
@@ -652,7 +687,16 @@ fn fan_out_then_each_member_opens_only_its_own() {
         .collect();
     let bundles: Vec<_> = members.iter().map(|m| m.bundle()).collect();
     let room = RoomId::new(b"r").unwrap();
-    let key = shared_sender_key([9; 16], SenderKeyMode::Pairwise, 1, &[8; 32], None).unwrap();
+    let key = shared_sender_key(
+        [9; 16],
+        SenderKeyMode::Pairwise,
+        1,
+        &[8; 32],
+        None,
+        &BINDING,
+        0,
+    )
+    .unwrap();
     for suite in Suite::ALL {
         let recips: Vec<_> = bundles.iter().map(|b| recipient_of(b, suite)).collect();
         let shares =
@@ -706,7 +750,16 @@ fn thief_can_open(stolen: &IdentityKeyPair, storage: &StorageKey, share: &[u8]) 
 fn two_devices() -> (IdentityKeyPair, IdentityKeyPair, RoomId, SharedSenderKey) {
     let alice = IdentityKeyPair::generate_at(T0, &mut VectorRng::new(b"fs alice"));
     let bob = IdentityKeyPair::generate_at(T0, &mut VectorRng::new(b"fs bob"));
-    let key = shared_sender_key([4; 16], SenderKeyMode::Pairwise, 0, &[5; 32], None).unwrap();
+    let key = shared_sender_key(
+        [4; 16],
+        SenderKeyMode::Pairwise,
+        0,
+        &[5; 32],
+        None,
+        &BINDING,
+        0,
+    )
+    .unwrap();
     (alice, bob, RoomId::new(b"fs-room").unwrap(), key)
 }
 

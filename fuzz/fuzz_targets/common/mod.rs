@@ -74,7 +74,8 @@ pub(crate) struct World {
     /// A message under bob's own sender key (the relay reflecting it back).
     pub(crate) reflected: Vec<u8>,
     /// The opened sender keys of the genuine shares (same order as `shares`).
-    pub(crate) opened: Vec<(RoomId, u32, SharedSenderKey)>,
+    /// With the binding the receiver computes for the share's sender.
+    pub(crate) opened: Vec<(RoomId, u32, SharedSenderKey, [u8; 32])>,
 }
 
 fn member(name: &str) -> MemberId {
@@ -247,7 +248,13 @@ fn build_world() -> World {
         };
         let room = share.room().clone();
         let key = share.open(me, sender, &room, s.epoch, &[0; 32]).unwrap();
-        w.opened.push((room, s.epoch, key));
+        let binding = secret_chat::testing::sender_key_binding(
+            &room,
+            &sender.signing_key().to_bytes(),
+            &[0u8; 32],
+            s.epoch,
+        );
+        w.opened.push((room, s.epoch, key, binding));
     }
     w
 }
@@ -428,8 +435,9 @@ pub(crate) fn message(data: &[u8]) {
     );
     let _ = format!("{msg:?}");
     let w = world();
-    for (room, epoch, key) in &w.opened {
-        let mut inbound = InboundSenderKey::new(room.clone(), *epoch, key.clone());
+    for (room, epoch, key, binding) in &w.opened {
+        let mut inbound =
+            InboundSenderKey::new(room.clone(), *epoch, key.clone(), *binding).unwrap();
         match inbound.decrypt(&msg) {
             Ok(d) => {
                 let genuine = w
@@ -445,7 +453,7 @@ pub(crate) fn message(data: &[u8]) {
                 // A failed decrypt leaves the key as it was.
                 assert_eq!(
                     inbound,
-                    InboundSenderKey::new(room.clone(), *epoch, key.clone()),
+                    InboundSenderKey::new(room.clone(), *epoch, key.clone(), *binding).unwrap(),
                     "message: failed decrypt changed state"
                 );
             }
@@ -480,12 +488,15 @@ pub(crate) fn round_trip(data: &[u8]) {
         }
         2 => {
             if let Ok(m) = Message::from_bytes(rest) {
-                let mut header = vec![1u8, 1u8, m.mode().to_byte()];
+                let mut header = vec![2u8, m.mode().to_byte()];
                 header.push(u8::try_from(m.room_id().len()).unwrap());
                 header.extend_from_slice(m.room_id());
                 header.extend_from_slice(&m.epoch().to_be_bytes());
                 header.extend_from_slice(m.sender_key().as_bytes());
                 header.extend_from_slice(&m.index().to_be_bytes());
+                header.extend_from_slice(m.salt());
+                header.extend_from_slice(m.commitment());
+                assert_eq!(m.header(), &header[..], "message header accessor");
                 assert_eq!(
                     rest.get(..header.len()),
                     Some(&header[..]),
