@@ -790,7 +790,12 @@ impl Room {
         for entry in self.inbound.values_mut() {
             if entry.member == from && entry.retired_at.is_none() {
                 entry.retired_at = Some(now);
-                entry.key.retire(predecessor_end);
+                // The end the new share carries is that of the owner's
+                // immediately previous key: apply it only to that key (a
+                // share for a skipped epoch says nothing about older ones).
+                if epoch.checked_sub(1) == Some(entry.key.epoch()) {
+                    entry.key.retire(predecessor_end);
+                }
             }
         }
         self.inbound.insert(

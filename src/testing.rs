@@ -209,3 +209,16 @@ pub fn save_outbound(key: &crate::OutboundSenderKey) -> zeroize::Zeroizing<Vec<u
 pub fn restore_outbound(bytes: &[u8]) -> Result<crate::OutboundSenderKey, crate::Error> {
     crate::sender_key::hooks::outbound_from_state(bytes)
 }
+
+/// Parses a key-share plaintext (`docs/PROTOCOL.md` section 4.5), as the key
+/// share does after opening it: for fuzzing and vectors.
+pub fn parse_share_plaintext(bytes: &[u8]) -> Result<crate::SharedSenderKey, crate::Error> {
+    crate::SharedSenderKey::from_share_plaintext(bytes)
+}
+
+/// Encodes a sender key as a key-share plaintext (section 4.5).
+pub fn share_plaintext(
+    key: &crate::SharedSenderKey,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, crate::Error> {
+    key.to_share_plaintext()
+}

@@ -26,6 +26,7 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("public_identity", public_identity),
     ("key_share", key_share),
     ("message", message),
+    ("share_plaintext", share_plaintext),
     ("round_trip", round_trip),
     ("receive_path", receive_path),
     ("stored_state", stored_state),
@@ -300,6 +301,10 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         }
     }
     out.push(("message", "reflected".into(), w.reflected.clone()));
+    for (i, (_, _, key, _)) in w.opened.iter().enumerate() {
+        let pt = secret_chat::testing::share_plaintext(key).unwrap();
+        out.push(("share_plaintext", format!("genuine-{i}"), pt.to_vec()));
+    }
     // receive_path: op scripts (see `receive_path` for the encoding).
     let n_shares = w.shares.len() as u8;
     let n_msgs = w.messages.len() as u8;
@@ -457,6 +462,27 @@ pub(crate) fn message(data: &[u8]) {
                     "message: failed decrypt changed state"
                 );
             }
+        }
+    }
+}
+
+/// The key-share plaintext parser (`SharedSenderKey` inside an opened share):
+/// total; what it accepts re-encodes to the same bytes; a genuine key
+/// installs under its owner's binding, and `InboundSenderKey::new` never
+/// panics on what the parser accepts.
+pub(crate) fn share_plaintext(data: &[u8]) {
+    let Ok(key) = secret_chat::testing::parse_share_plaintext(data) else {
+        return;
+    };
+    let again = secret_chat::testing::share_plaintext(&key).unwrap();
+    assert_eq!(&again[..], data, "share plaintext re-encodes differently");
+    let _ = (key.id(), key.mode(), key.index(), key.predecessor_end());
+    let _ = format!("{key:?}");
+    let w = world();
+    for (room, epoch, genuine, binding) in &w.opened {
+        let accepted = InboundSenderKey::new(room.clone(), *epoch, key.clone(), *binding).is_ok();
+        if key == *genuine {
+            assert!(accepted, "share plaintext: genuine key refused");
         }
     }
 }
