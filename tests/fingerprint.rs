@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers outside #[test] fns
 
 use proptest::prelude::*;
-use secret_chat::fingerprint::PAYLOAD_LEN;
+use secret_chat::fingerprint::{ImageError, PAYLOAD_LEN};
 use secret_chat::labels::KEY_IMAGE_PALETTE;
 use secret_chat::testing::VectorRng;
 use secret_chat::{
@@ -573,4 +573,350 @@ fn unhex(s: &str) -> Vec<u8> {
 
 fn fp_from_hex(v: &serde_json::Value) -> Fingerprint {
     Fingerprint::from_bytes(unhex(v.as_str().unwrap()).try_into().unwrap())
+}
+
+// ---------------------------------------------------------------- copies
+
+/// An RGB picture for building the copies people make of the image:
+/// greyscale conversions, screenshots with margins, rotations.
+#[cfg(feature = "png")]
+#[derive(Clone)]
+struct Canvas {
+    w: usize,
+    h: usize,
+    px: Vec<[u8; 3]>,
+}
+
+#[cfg(feature = "png")]
+impl Canvas {
+    fn filled(w: usize, h: usize, c: [u8; 3]) -> Self {
+        Self {
+            w,
+            h,
+            px: vec![c; w * h],
+        }
+    }
+
+    fn from_png(bytes: &[u8]) -> Self {
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        Self {
+            w: info.width as usize,
+            h: info.height as usize,
+            px: buf[..info.buffer_size()]
+                .chunks_exact(3)
+                .map(|p| [p[0], p[1], p[2]])
+                .collect(),
+        }
+    }
+
+    fn to_png(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, self.w as u32, self.h as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&self.px.concat()).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    fn get(&self, x: usize, y: usize) -> [u8; 3] {
+        self.px[y * self.w + x]
+    }
+
+    /// Fills every pixel with `f(x, y)`.
+    fn paint(&mut self, mut f: impl FnMut(usize, usize) -> [u8; 3]) {
+        for y in 0..self.h {
+            for x in 0..self.w {
+                self.px[y * self.w + x] = f(x, y);
+            }
+        }
+    }
+
+    /// Nearest-neighbour resize to `w` x `h`.
+    fn resized(&self, w: usize, h: usize) -> Self {
+        let mut out = Self::filled(w, h, [0; 3]);
+        out.paint(|x, y| self.get(x * self.w / w, y * self.h / h));
+        out
+    }
+
+    /// Draws `other` with its top-left corner at `(x0, y0)`.
+    fn paste(&mut self, other: &Canvas, x0: usize, y0: usize) {
+        for y in 0..other.h {
+            for x in 0..other.w {
+                self.px[(y0 + y) * self.w + x0 + x] = other.get(x, y);
+            }
+        }
+    }
+
+    /// Rotated by `degrees` (clockwise on screen) about the centre, nearest
+    /// neighbour; uncovered pixels get `fill`.
+    fn rotated(&self, degrees: f64, fill: [u8; 3]) -> Self {
+        let (s, c) = degrees.to_radians().sin_cos();
+        let (cx, cy) = (self.w as f64 / 2.0, self.h as f64 / 2.0);
+        let mut out = Self::filled(self.w, self.h, fill);
+        out.paint(|x, y| {
+            // Inverse rotation of the destination pixel's centre.
+            let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
+            let sx = c * dx + s * dy + cx;
+            let sy = -s * dx + c * dy + cy;
+            if sx >= 0.0 && sy >= 0.0 && (sx as usize) < self.w && (sy as usize) < self.h {
+                self.get(sx as usize, sy as usize)
+            } else {
+                fill
+            }
+        });
+        out
+    }
+
+    /// Every pixel replaced by its grey level `grey(rgb)`, kept as RGB.
+    fn greyed(&self, grey: GreyConversion) -> Self {
+        let mut out = self.clone();
+        for p in &mut out.px {
+            *p = [grey(*p); 3];
+        }
+        out
+    }
+}
+
+/// A conversion of a colour to its grey level.
+#[cfg(feature = "png")]
+type GreyConversion = fn([u8; 3]) -> u8;
+
+/// Common greyscale conversions of image editors and printers.
+#[cfg(feature = "png")]
+const GREY_CONVERSIONS: [(&str, GreyConversion); 4] = [
+    ("Rec. 709 luma", |p| {
+        (0.2126 * f64::from(p[0]) + 0.7152 * f64::from(p[1]) + 0.0722 * f64::from(p[2])).round()
+            as u8
+    }),
+    ("Rec. 601 luma", |p| {
+        (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])).round() as u8
+    }),
+    ("average", |p| {
+        ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 3) as u8
+    }),
+    ("lightness (max + min) / 2", |p| {
+        ((u16::from(*p.iter().max().unwrap()) + u16::from(*p.iter().min().unwrap())) / 2) as u8
+    }),
+];
+
+/// The pair of the published vectors (alice and bob of fingerprint.json).
+#[cfg(feature = "png")]
+fn vector_pair_image() -> KeyImage {
+    let fp = |h: &str| Fingerprint::from_bytes(unhex(h).try_into().unwrap());
+    KeyImage::pair(
+        &fp("ae6ffe1509be817090fc10029236c2ffa0f16baab9db4ca3a37ab9c65b861059"),
+        &fp("71a7a6c211d8afd53716cec8feae96ff826a2f79065265295f52c4cfa3a06e6a"),
+    )
+}
+
+/// Random-looking pictures (no fingerprint work: the decoder sees bits only).
+#[cfg(feature = "png")]
+fn random_image(n: u32) -> KeyImage {
+    let mut rng = VectorRng::new(format!("copies-{n}").as_bytes());
+    let mut a = [0u8; 32];
+    let mut b = [0u8; 32];
+    rand_core::Rng::fill_bytes(&mut rng, &mut a);
+    rand_core::Rng::fill_bytes(&mut rng, &mut b);
+    if n.is_multiple_of(2) {
+        KeyImage::pair(&Fingerprint::from_bytes(a), &Fingerprint::from_bytes(b))
+    } else {
+        RoomDigest::from_fingerprints(&[Fingerprint::from_bytes(a)])
+            .unwrap()
+            .image()
+    }
+}
+
+/// Defect: a greyscale copy saved as RGB (grey pixels) decoded orange as
+/// white. Every usual conversion now decodes to the exact bits, at several
+/// scales, including the published vector pair the report named.
+#[cfg(feature = "png")]
+#[test]
+fn fingerprint_greyscale_copy_saved_as_rgb_decodes_exactly() {
+    let mut images = vec![vector_pair_image()];
+    images.extend((0..6).map(random_image));
+    for (i, image) in images.iter().enumerate() {
+        for scale in [3, 8, 13] {
+            let colour = Canvas::from_png(&image.render_png(scale).unwrap());
+            for (name, grey) in GREY_CONVERSIONS {
+                let copy = colour.greyed(grey).to_png();
+                assert_eq!(
+                    KeyImage::decode_png(&copy).as_ref(),
+                    Ok(image),
+                    "image {i}, scale {scale}, {name}"
+                );
+            }
+        }
+    }
+}
+
+/// A copy in which only some cells lost their colour is neither colour nor
+/// greyscale: refused, never read as other bits.
+#[cfg(feature = "png")]
+#[test]
+fn fingerprint_half_grey_copy_is_refused() {
+    let image = vector_pair_image();
+    let mut copy = Canvas::from_png(&image.render_png(10).unwrap());
+    let half = copy.w / 2;
+    let grey = GREY_CONVERSIONS[0].1;
+    copy.paint({
+        let src = copy.clone();
+        move |x, y| {
+            let p = src.get(x, y);
+            if x < half { [grey(p); 3] } else { p }
+        }
+    });
+    assert_eq!(
+        KeyImage::decode_png(&copy.to_png()),
+        Err(ImageError::UnclearColour)
+    );
+    // Colours pushed far from the palette (a strong colour cast) too.
+    let mut cast = Canvas::from_png(&image.render_png(10).unwrap());
+    for p in &mut cast.px {
+        if *p != [0x8C; 3] {
+            p[2] = p[2].saturating_add(120);
+        }
+    }
+    assert_eq!(
+        KeyImage::decode_png(&cast.to_png()),
+        Err(ImageError::UnclearColour)
+    );
+}
+
+/// Margins people's screenshots have: dark and light app backgrounds, a
+/// grey toolbar, noise (a photo), stripes.
+#[cfg(feature = "png")]
+fn screenshot(image: &KeyImage, case: usize) -> Canvas {
+    let mut rng = VectorRng::new(format!("screenshot-{case}").as_bytes());
+    let mut byte = move || {
+        let mut b = [0u8; 1];
+        rand_core::Rng::fill_bytes(&mut rng, &mut b);
+        b[0]
+    };
+    let scale = [4, 6, 9, 12, 16, 24, 5, 10][case % 8];
+    let picture = Canvas::from_png(&image.render_png(scale).unwrap());
+    // Rescaled by a non-integer factor, as a phone's screenshot is.
+    let (pw, ph) = (picture.w * 7 / 5 + case, picture.h * 7 / 5 + case / 2);
+    let picture = picture.resized(pw, ph);
+    let (mx, my) = (40 + 7 * case, 60 + 5 * case);
+    let mut shot = Canvas::filled(pw + 2 * mx + 13, ph + 2 * my + 29, [0; 3]);
+    let background: [u8; 3] = match case % 4 {
+        0 => [0x12, 0x12, 0x12], // dark mode
+        1 => [0xFF, 0xFF, 0xFF], // light mode
+        2 => [0xF2, 0xE8, 0xD5],
+        _ => [0x00, 0x72, 0xB2], // a palette colour as background
+    };
+    let noisy = case % 3 == 1;
+    shot.paint(|x, y| {
+        if noisy {
+            [byte(), byte(), byte()]
+        } else if y < 30 {
+            [0x8C, 0x8C, 0x8C] // a grey toolbar, not touching the picture
+        } else if (x / 7) % 5 == 0 {
+            [0x99, 0x10, 0x10] // stripes touching the picture
+        } else {
+            background
+        }
+    });
+    shot.paste(&picture, mx, my);
+    shot
+}
+
+/// Gap: a screenshot with margins (0 of 8 decoded before) and the same
+/// screenshots rotated by 2 degrees either way (0 of 8 before) decode to
+/// the exact bits, pair and room pictures alike; so do greyscale
+/// screenshots.
+#[cfg(feature = "png")]
+#[test]
+fn fingerprint_screenshots_decode() {
+    for case in 0..8 {
+        let image = random_image(case as u32);
+        let shot = screenshot(&image, case);
+        let fill = shot.get(0, shot.h - 1);
+        let copies = [
+            ("screenshot", shot.clone()),
+            ("rotated +2", shot.rotated(2.0, fill)),
+            ("rotated -2", shot.rotated(-2.0, fill)),
+            (
+                "greyscale, rotated +1.5",
+                shot.greyed(GREY_CONVERSIONS[case % 4].1).rotated(1.5, fill),
+            ),
+        ];
+        for (name, copy) in copies {
+            assert_eq!(
+                KeyImage::decode_png(&copy.to_png()).as_ref(),
+                Ok(&image),
+                "case {case}: {name}"
+            );
+        }
+    }
+}
+
+/// What cannot be read is refused with its own error, never read as other
+/// bits: a cut-off picture, an upside-down or mirrored copy, a rotation far
+/// beyond a few degrees, no picture at all, not a PNG.
+#[cfg(feature = "png")]
+#[test]
+fn fingerprint_unreadable_copies_are_refused() {
+    let image = vector_pair_image();
+    let shot = screenshot(&image, 1);
+    let fill = [0xFF; 3];
+    // Upside down and mirrored: the mark is in the wrong corner.
+    let upside_down = shot.rotated(180.0, fill);
+    assert_eq!(
+        KeyImage::decode_png(&upside_down.to_png()),
+        Err(ImageError::NoMark)
+    );
+    let mut mirrored = shot.clone();
+    mirrored.paint(|x, y| shot.get(shot.w - 1 - x, y));
+    assert_eq!(
+        KeyImage::decode_png(&mirrored.to_png()),
+        Err(ImageError::NoMark)
+    );
+    // Cut off: the right quarter of the picture is missing.
+    let picture = Canvas::from_png(&image.render_png(12).unwrap());
+    let mut cut = Canvas::filled(picture.w * 3 / 4 + 20, picture.h + 20, [0xFF; 3]);
+    let mut part = Canvas::filled(picture.w * 3 / 4, picture.h, [0; 3]);
+    part.paint(|x, y| picture.get(x, y));
+    cut.paste(&part, 10, 10);
+    assert_eq!(
+        KeyImage::decode_png(&cut.to_png()),
+        Err(ImageError::FrameNotFound)
+    );
+    // Rotated further: read right or refused, never other bits; a quarter
+    // turn is refused.
+    for degrees in [5.0, 10.0, 20.0, 30.0, -30.0] {
+        let r = KeyImage::decode_png(&shot.rotated(degrees, fill).to_png());
+        assert!(r.is_err() || r == Ok(image), "{degrees} degrees: {r:?}");
+    }
+    assert!(KeyImage::decode_png(&shot.rotated(90.0, fill).to_png()).is_err());
+    // No picture: noise, a blank page, a grey page.
+    let mut noise = Canvas::filled(300, 200, [0; 3]);
+    let mut rng = VectorRng::new(b"noise");
+    noise.paint(|_, _| {
+        let mut b = [0u8; 3];
+        rand_core::Rng::fill_bytes(&mut rng, &mut b);
+        b
+    });
+    for page in [
+        noise,
+        Canvas::filled(300, 200, [0xFF; 3]),
+        Canvas::filled(300, 200, [0x8C; 3]),
+    ] {
+        assert_eq!(
+            KeyImage::decode_png(&page.to_png()),
+            Err(ImageError::FrameNotFound)
+        );
+    }
+    assert_eq!(KeyImage::decode_png(b"GIF89a"), Err(ImageError::NotPng));
+    assert_eq!(
+        KeyImage::decode_png(&Canvas::filled(18, 40, [0; 3]).to_png()),
+        Err(ImageError::Size)
+    );
 }
