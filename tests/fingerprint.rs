@@ -920,3 +920,160 @@ fn fingerprint_unreadable_copies_are_refused() {
         Err(ImageError::Size)
     );
 }
+
+// ---------------------------------------------------------------- documented details
+
+/// The plain terminal rendering, every character pinned (PROTOCOL.md 6.2):
+/// `+-` where the left edge or the divider meets the top or bottom edge,
+/// `-+` at the right-hand corners, `--` and `||` elsewhere, `^^` marks, and
+/// the legend naming one mark (pair) or two (room).
+#[test]
+fn fingerprint_plain_terminal_every_character() {
+    // Cells of block 0 count 0,1,2,3,0,1,... ; block 1 all white (3).
+    let mut digest = [0u8; 32];
+    digest[..16].fill(0b0001_1011);
+    digest[16..].fill(0xFF);
+    let pair = KeyImage::pair(
+        &Fingerprint::from_bytes(digest[..32].try_into().unwrap()),
+        &Fingerprint::from_bytes([0xFF; 32]),
+    );
+    let row = "||##oo..  ##oo..  ||                ||";
+    let mut expected = String::new();
+    let line16 = "-".repeat(16);
+    expected.push_str(&format!("^^{line16}+-{line16}-+\n"));
+    for _ in 0..8 {
+        expected.push_str(row);
+        expected.push('\n');
+    }
+    expected.push_str(&format!("+-{line16}+-{line16}-+\n"));
+    expected.push_str("## black   oo blue   .. orange   (blank) white   ^^ mark (top left)\n");
+    assert_eq!(pair.render_terminal(TerminalMode::Plain), expected);
+    // The room picture: the second mark at the top of the divider, and a
+    // legend that names both marks.
+    let d = RoomDigest::from_fingerprints(&[Fingerprint::from_bytes([3; 32])]).unwrap();
+    let text = d.image().render_terminal(TerminalMode::Plain);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 11);
+    assert_eq!(&lines[0][..2], "^^");
+    assert_eq!(&lines[0][18..20], "^^");
+    assert_eq!(&lines[0][36..], "-+");
+    assert_eq!(&lines[9][36..], "-+");
+    assert_eq!(
+        lines[10],
+        "## black   oo blue   .. orange   (blank) white   ^^ marks (top left, top middle: room)"
+    );
+}
+
+/// Defect: "a change of one member's key changes only that member's block"
+/// is false when the new fingerprint sorts on the other side of the
+/// partner's: the blocks swap, both halves change. The partner's bits
+/// survive, and `local_block` says which block is whose.
+#[test]
+fn fingerprint_key_change_can_swap_the_blocks() {
+    let alice = Fingerprint::from_bytes([0x50; 32]);
+    let bob = Fingerprint::from_bytes([0x40; 32]);
+    let bob_new = Fingerprint::from_bytes([0x60; 32]);
+    let before = PairVerification::new(alice, bob);
+    let after = PairVerification::new(alice, bob_new);
+    assert_eq!(before.image().blocks()[1], alice.picture_bits());
+    assert_eq!(after.image().blocks()[0], alice.picture_bits());
+    // Both blocks moved, although only Bob's key changed.
+    assert_ne!(before.image().blocks()[0], after.image().blocks()[0]);
+    assert_ne!(before.image().blocks()[1], after.image().blocks()[1]);
+    assert_eq!((before.local_block(), after.local_block()), (1, 0));
+    // Each phone names its own block; they are different ones.
+    let bobs_phone = PairVerification::new(bob, alice);
+    assert_eq!(bobs_phone.local_block(), 0);
+    assert_eq!(
+        before.image().blocks()[before.local_block()],
+        alice.picture_bits()
+    );
+    assert_eq!(
+        bobs_phone.image().blocks()[bobs_phone.local_block()],
+        bob.picture_bits()
+    );
+}
+
+/// Defect: the SVG mark path was inside the stroked group. It is drawn
+/// after the group now, unstroked.
+#[test]
+fn fingerprint_svg_marks_are_not_stroked() {
+    let d = RoomDigest::from_fingerprints(&[Fingerprint::from_bytes([3; 32])]).unwrap();
+    let svg = d.image().render_svg();
+    let (group, after) = svg.split_once("</g>\n").unwrap();
+    assert!(!group.contains("<path"));
+    assert_eq!(
+        after,
+        "<path d=\"M0 0h1l-1 1z\" fill=\"#000000\"/>\n\
+         <path d=\"M9 0h1l-1 1z\" fill=\"#000000\"/>\n</svg>\n"
+    );
+    assert_eq!(KeyImage::decode_svg(&svg).unwrap(), d.image());
+}
+
+/// The grid lines are `scale / 12` px (integer division: none below 12),
+/// `g / 2` px on the cell's left and top, the rest on its right and bottom.
+#[cfg(feature = "png")]
+#[test]
+fn fingerprint_png_grid_lines() {
+    let image = KeyImage::pair(
+        &Fingerprint::from_bytes([0; 32]),
+        &Fingerprint::from_bytes([0; 32]),
+    );
+    let grey = [0x8C; 3];
+    for (scale, left, right) in [
+        (8, 0, 0),
+        (11, 0, 0),
+        (12, 0, 1),
+        (23, 0, 1),
+        (24, 1, 1),
+        (37, 1, 2),
+    ] {
+        let c = Canvas::from_png(&image.render_png(scale).unwrap());
+        let s = scale as usize;
+        // Row through the middle of cell (1, 1) (black), across its width.
+        let y = s + s / 2;
+        let frame: Vec<bool> = (s..2 * s).map(|x| c.get(x, y) == grey).collect();
+        let expect: Vec<bool> = (0..s).map(|i| i < left || i >= s - right).collect();
+        assert_eq!(frame, expect, "scale {scale}");
+        let col: Vec<bool> = (s..2 * s).map(|yy| c.get(s + s / 2, yy) == grey).collect();
+        assert_eq!(col, expect, "scale {scale} (vertical)");
+    }
+}
+
+/// Gap: the QR code as a PNG. Its pixels are exactly the module matrix
+/// (the same one the SVG draws), with a 4-module quiet zone.
+#[cfg(feature = "png")]
+#[test]
+fn fingerprint_qr_png_is_the_module_matrix() {
+    let (a, b) = pair();
+    let p = ScannablePayload::new(a, b);
+    let (side, modules) = p.qr_modules().unwrap();
+    assert_eq!(side, 37);
+    for px in [1u32, 6] {
+        let png_bytes = p.qr_png(px).unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&png_bytes[..]))
+            .read_info()
+            .unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Grayscale);
+        let px = px as usize;
+        let full = (side + 8) * px;
+        assert_eq!((info.width as usize, info.height as usize), (full, full));
+        for y in 0..full {
+            for x in 0..full {
+                let (mx, my) = ((x / px) as isize - 4, (y / px) as isize - 4);
+                let inside = (0..side as isize).contains(&mx) && (0..side as isize).contains(&my);
+                let dark = inside && modules[my as usize * side + mx as usize];
+                assert_eq!(buf[y * info.line_size + x], if dark { 0 } else { 255 });
+            }
+        }
+    }
+    let dark = modules.iter().filter(|m| **m).count();
+    assert!(dark > 0 && dark < side * side);
+    assert_eq!(p.qr_png(0), Err(Error::LimitExceeded));
+    assert_eq!(
+        p.qr_png(secret_chat::limits::MAX_PNG_SCALE + 1),
+        Err(Error::LimitExceeded)
+    );
+}
