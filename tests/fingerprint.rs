@@ -481,7 +481,7 @@ fn generate_vectors() -> serde_json::Value {
         .iter()
         .map(|(m, seed, id, f)| {
             serde_json::json!({
-                "member_id": m, "rng_seed": seed, "public_identity": hex(id.as_bytes()),
+                "member_id": m, "rng_seed": hex(seed.as_bytes()), "public_identity": hex(id.as_bytes()),
                 "fingerprint": hex(f.as_bytes()), "digits": f.digits(),
             })
         })
@@ -494,7 +494,7 @@ fn generate_vectors() -> serde_json::Value {
         .collect();
     let d = room_digest(&all).unwrap();
     serde_json::json!({
-        "description": "secret-chat public key image vectors (docs/PROTOCOL.md section 6); identities from VectorRng(rng_seed)",
+        "description": "secret-chat public key image vectors (docs/PROTOCOL.md section 6). Byte strings are lower-case hex, rng_seed included (identity = IdentityKeyPair from VectorRng(unhex(rng_seed))); member_id is UTF-8 text; cells is 128 digits 0-3, the picture's left block cells 0..63 then the right block's, cell i = 8 * row + column (PROTOCOL.md section 9).",
         "iterations": secret_chat::labels::FINGERPRINT_ITERATIONS,
         "fingerprints": fingerprints,
         "pair": {
@@ -536,6 +536,9 @@ fn fingerprint_known_answer_vectors() {
     // regenerated.
     for v in stored["fingerprints"].as_array().unwrap() {
         let bytes = unhex(v["public_identity"].as_str().unwrap());
+        // The seed is hex: the identity comes from VectorRng(seed bytes).
+        let seed = unhex(v["rng_seed"].as_str().unwrap());
+        assert_eq!(identity(&seed).public().as_bytes().to_vec(), bytes);
         let id = PublicIdentity::from_bytes(&bytes).unwrap();
         let f = Fingerprint::compute(&member(v["member_id"].as_str().unwrap()), &id);
         assert_eq!(hex(f.as_bytes()), v["fingerprint"].as_str().unwrap());
