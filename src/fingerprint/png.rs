@@ -497,17 +497,23 @@ impl Pixels {
         };
         KeyImage::from_units(
             |x, y| {
-                // A mark fills its unit's upper-left half: read the
-                // upper-left quarter point.
-                let c = self
-                    .at(frame, x as f64 + 0.25, y as f64 + 0.25)
-                    .ok_or(ImageError::FrameNotFound)?;
-                if is_frame_colour(c) {
-                    Ok(false)
-                } else if distance(c, KEY_IMAGE_MARK) < distance(c, KEY_IMAGE_FRAME) {
-                    Ok(true)
-                } else {
-                    Err(ImageError::UnclearColour)
+                // A mark fills its unit's upper-left half: three points
+                // inside it must agree.
+                let mut seen = [0usize; 2];
+                for (du, dv) in MARK_POINTS {
+                    let c = self
+                        .at(frame, x as f64 + du, y as f64 + dv)
+                        .ok_or(ImageError::FrameNotFound)?;
+                    if is_frame_colour(c) {
+                        seen[0] += 1;
+                    } else if distance(c, KEY_IMAGE_MARK) < distance(c, KEY_IMAGE_FRAME) {
+                        seen[1] += 1;
+                    }
+                }
+                match seen {
+                    [3, 0] => Ok(false),
+                    [0, 3] => Ok(true),
+                    _ => Err(ImageError::UnclearColour),
                 }
             },
             |x, y| {
@@ -542,6 +548,10 @@ fn grid_unit(x: usize, y: usize) -> GridUnit {
         GridUnit::Cell
     }
 }
+
+/// Where a mark is read, in a mark unit: its upper-left quarter point and
+/// two points near its two sides, all inside the triangle `u + v < 1`.
+const MARK_POINTS: [(f64, f64); 3] = [(0.25, 0.25), (0.15, 0.5), (0.5, 0.15)];
 
 /// The 8 neighbours of a pixel.
 const NEIGHBOURS: [(isize, isize); 8] = [
