@@ -1083,7 +1083,7 @@ fn fingerprint_qr_png_is_the_module_matrix() {
 
 #[cfg(feature = "png")]
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     /// Never other bits: a screenshot damaged by rectangles of a colour
     /// that is no palette colour (magenta) or of frame grey, anywhere (over
