@@ -125,9 +125,11 @@ impl KeyImage {
         let mut error = ImageError::FrameNotFound;
         // First the frame's solid core (robust to noise touching the
         // frame), then every frame-coloured pixel (frames 1-2 px thick).
-        let regions = [true, false]
+        let mask = pixels.frame_mask();
+        let solid = pixels.frame_regions(pixels.solid_mask(&mask), true);
+        let regions = solid
             .into_iter()
-            .flat_map(|solid| pixels.frame_regions(solid));
+            .chain(core::iter::once_with(|| pixels.frame_regions(mask.clone(), false)).flatten());
         for region in regions {
             // The first of the region's four possible frames whose grid
             // checks out is read; a region with none is not the frame.
@@ -338,38 +340,45 @@ impl Pixels {
         }
     }
 
-    fn is_frame_pixel(&self, x: usize, y: usize) -> bool {
-        self.rgb(x, y).is_some_and(is_frame_colour)
-    }
-
-    /// A frame pixel whose four neighbours are frame pixels too.
-    fn is_solid_frame_pixel(&self, x: usize, y: usize) -> bool {
-        self.is_frame_pixel(x, y)
-            && x > 0
-            && y > 0
-            && self.is_frame_pixel(x - 1, y)
-            && self.is_frame_pixel(x + 1, y)
-            && self.is_frame_pixel(x, y - 1)
-            && self.is_frame_pixel(x, y + 1)
-    }
-
-    /// The frame-coloured regions (8-connected), largest first, at most
-    /// [`FRAME_CANDIDATES`] of them; of solid frame pixels only if `solid`.
-    fn frame_regions(&self, solid: bool) -> Vec<Region> {
-        let (w, h) = (self.width, self.height);
-        let is_frame = |x: usize, y: usize| {
-            if solid {
-                self.is_solid_frame_pixel(x, y)
-            } else {
-                self.is_frame_pixel(x, y)
+    /// Which pixels are frame-coloured (row-major).
+    fn frame_mask(&self) -> Vec<bool> {
+        let mut mask = Vec::with_capacity(self.width * self.height);
+        for y in 0..self.height {
+            for x in 0..self.width {
+                mask.push(self.rgb(x, y).is_some_and(is_frame_colour));
             }
-        };
-        let mut seen = alloc::vec![0u64; (w * h).div_ceil(64)];
+        }
+        mask
+    }
+
+    /// Which pixels are *solid* frame pixels: frame-coloured, and so are
+    /// their four neighbours.
+    fn solid_mask(&self, mask: &[bool]) -> Vec<bool> {
+        let w = self.width;
+        let at = |i: Option<usize>| i.and_then(|i| mask.get(i)).copied().unwrap_or(false);
+        (0..mask.len())
+            .map(|i| {
+                let x = i % w;
+                at(Some(i))
+                    && x > 0
+                    && x + 1 < w
+                    && at(i.checked_sub(1))
+                    && at(Some(i + 1))
+                    && at(i.checked_sub(w))
+                    && at(Some(i + w))
+            })
+            .collect()
+    }
+
+    /// The 8-connected regions of `mask`, largest first, at most
+    /// [`FRAME_CANDIDATES`] of them. `solid` records which mask it was.
+    fn frame_regions(&self, mut mask: Vec<bool>, solid: bool) -> Vec<Region> {
+        let (w, h) = (self.width, self.height);
+        // Visiting a pixel clears it from the mask.
         let mut visit = |i: usize| -> bool {
-            let (word, bit) = (i / 64, 1u64 << (i % 64));
-            match seen.get_mut(word) {
-                Some(v) if *v & bit == 0 => {
-                    *v |= bit;
+            match mask.get_mut(i) {
+                Some(v) if *v => {
+                    *v = false;
                     true
                 }
                 _ => false,
@@ -378,7 +387,7 @@ impl Pixels {
         let mut regions: Vec<Region> = Vec::new();
         let mut stack: Vec<usize> = Vec::new();
         for start in 0..w * h {
-            if !is_frame(start % w, start / w) || !visit(start) {
+            if !visit(start) {
                 continue;
             }
             let p = (start % w, start / w);
@@ -412,7 +421,7 @@ impl Pixels {
                     else {
                         continue;
                     };
-                    if nx < w && ny < h && is_frame(nx, ny) && visit(ny * w + nx) {
+                    if nx < w && ny < h && visit(ny * w + nx) {
                         stack.push(ny * w + nx);
                     }
                 }
