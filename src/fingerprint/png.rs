@@ -385,7 +385,9 @@ impl Pixels {
             }
         };
         let mut regions: Vec<Region> = Vec::new();
-        let mut stack: Vec<usize> = Vec::new();
+        // Pixel indices fit in u32 (at most 4096 x 4096 pixels): half the
+        // memory of usize for the fill stack.
+        let mut stack: Vec<u32> = Vec::new();
         for start in 0..w * h {
             if !visit(start) {
                 continue;
@@ -399,8 +401,9 @@ impl Pixels {
                 max_diff: p,
                 min_diff: p,
             };
-            stack.push(start);
+            stack.extend(u32::try_from(start).ok());
             while let Some(i) = stack.pop() {
+                let i = i as usize;
                 let (x, y) = (i % w, i / w);
                 r.size += 1;
                 let (sum, diff) = (x + y, x as isize - y as isize);
@@ -422,7 +425,7 @@ impl Pixels {
                         continue;
                     };
                     if nx < w && ny < h && visit(ny * w + nx) {
-                        stack.push(ny * w + nx);
+                        stack.extend(u32::try_from(ny * w + nx).ok());
                     }
                 }
             }
