@@ -1011,6 +1011,23 @@ fn fingerprint_svg_marks_are_not_stroked() {
          <path d=\"M9 0h1l-1 1z\" fill=\"#000000\"/>\n</svg>\n"
     );
     assert_eq!(KeyImage::decode_svg(&svg).unwrap(), d.image());
+    // Text renderings that are not the renderer's are refused, typed.
+    let missing_cell = svg.replacen("<rect x=\"1\" y=\"1\"", "<ellipse x=\"1\" y=\"1\"", 1);
+    assert_eq!(
+        KeyImage::decode_svg(&missing_cell),
+        Err(ImageError::NotARendering)
+    );
+    let no_mark = svg.replace("<path d=\"M0 0h1l-1 1z\" fill=\"#000000\"/>\n", "");
+    assert_eq!(KeyImage::decode_svg(&no_mark), Err(ImageError::NoMark));
+    let plain = d.image().render_terminal(TerminalMode::Plain);
+    assert_eq!(
+        KeyImage::decode_terminal(&plain.replacen("-+", "++", 1)),
+        Err(ImageError::NotARendering)
+    );
+    assert_eq!(
+        KeyImage::decode_terminal(&plain.replacen("^^", "+-", 1)),
+        Err(ImageError::NoMark)
+    );
 }
 
 /// The grid lines are `scale / 12` px (integer division: none below 12),

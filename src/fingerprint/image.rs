@@ -241,6 +241,11 @@ fn cell_at(x: usize, y: usize) -> Option<(usize, usize)> {
         .map(|(b, bx)| (b, row * SIDE + (x - bx)))
 }
 
+/// Whether `(x, y)` is always drawn as frame (no cell, no mark position).
+pub(crate) fn is_frame_unit(x: usize, y: usize) -> bool {
+    x < UNITS_W && y < UNITS_H && cell_at(x, y).is_none() && !is_mark_position(x, y)
+}
+
 /// Whether `(x, y)` is one of the two mark positions.
 pub(crate) fn is_mark_position(x: usize, y: usize) -> bool {
     (x, y) == MARK || (x, y) == ROOM_MARK
@@ -256,14 +261,6 @@ pub(crate) fn unit_rgb(u: Unit) -> [u8; 3] {
             .copied()
             .unwrap_or(KEY_IMAGE_FRAME),
     }
-}
-
-/// Squared RGB distance between two colours.
-pub(crate) fn distance(a: [u8; 3], b: [u8; 3]) -> u32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| u32::from(x.abs_diff(y)).pow(2))
-        .sum()
 }
 
 /// The palette value whose colour equals `c` exactly.

@@ -15,7 +15,7 @@
 //! [`KeyImage::decode_png`] and `docs/PROTOCOL.md` section 6.2.
 
 use super::ScannablePayload;
-use super::image::{DIVIDER_X, ImageError, KeyImage, UNITS_H, UNITS_W, Unit, distance, unit_rgb};
+use super::image::{DIVIDER_X, ImageError, KeyImage, UNITS_H, UNITS_W, Unit, unit_rgb};
 use crate::error::Error;
 use crate::labels::{KEY_IMAGE_FRAME, KEY_IMAGE_MARK, KEY_IMAGE_PALETTE};
 use crate::limits::{MAX_PNG_DECODE_SIDE, MAX_PNG_SCALE};
@@ -50,7 +50,7 @@ impl KeyImage {
     ///
     /// # Errors
     /// [`Error::LimitExceeded`] if `scale` is 0 or above
-    /// [`MAX_PNG_SCALE`](crate::limits::MAX_PNG_SCALE).
+    /// [`MAX_PNG_SCALE`].
     ///
     /// ```
     /// use secret_chat::{Fingerprint, KeyImage};
@@ -107,7 +107,7 @@ impl KeyImage {
     /// # Errors
     /// [`ImageError::NotPng`] if the bytes do not decode as a PNG;
     /// [`ImageError::Size`] if it is smaller than the grid or larger than
-    /// [`MAX_PNG_DECODE_SIDE`](crate::limits::MAX_PNG_DECODE_SIDE) on a
+    /// [`MAX_PNG_DECODE_SIDE`] on a
     /// side; [`ImageError::FrameNotFound`] if no frame with a consistent
     /// grid is found; [`ImageError::NoMark`] if the frame has no mark in its
     /// top-left corner (an upside-down or mirrored copy);
@@ -159,7 +159,7 @@ impl ScannablePayload {
     ///
     /// # Errors
     /// [`Error::LimitExceeded`] if `module_px` is 0 or above
-    /// [`MAX_PNG_SCALE`](crate::limits::MAX_PNG_SCALE), or (as for
+    /// [`MAX_PNG_SCALE`], or (as for
     /// [`qr_svg`](Self::qr_svg)) the code would need a version above
     /// [`MAX_QR_VERSION`](crate::limits::MAX_QR_VERSION).
     ///
@@ -564,6 +564,14 @@ fn grid_unit(x: usize, y: usize) -> GridUnit {
 /// Where a mark is read, in a mark unit: its upper-left quarter point and
 /// two points near its two sides, all inside the triangle `u + v < 1`.
 const MARK_POINTS: [(f64, f64); 3] = [(0.25, 0.25), (0.15, 0.5), (0.5, 0.15)];
+
+/// Squared RGB distance between two colours.
+fn distance(a: [u8; 3], b: [u8; 3]) -> u32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| u32::from(x.abs_diff(y)).pow(2))
+        .sum()
+}
 
 /// The 8 neighbours of a pixel.
 const NEIGHBOURS: [(isize, isize); 8] = [

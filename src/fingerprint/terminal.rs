@@ -14,7 +14,7 @@
 
 use super::image::{
     DIVIDER_X, ImageError, ImageKind, KeyImage, TerminalMode, UNITS_H, UNITS_W, Unit, exact_cell,
-    unit_rgb,
+    is_frame_unit, unit_rgb,
 };
 use crate::labels::{KEY_IMAGE_FRAME, KEY_IMAGE_MARK};
 use alloc::string::String;
@@ -119,6 +119,17 @@ fn decode_plain(text: &str) -> Result<KeyImage, ImageError> {
         line.get(2 * x..2 * x + 2)
     };
     let bad = ImageError::NotARendering;
+    // Every line whole, every frame glyph the renderer's.
+    if lines.len() != UNITS_H || lines.iter().any(|l| l.len() != 2 * UNITS_W) {
+        return Err(bad);
+    }
+    for y in 0..UNITS_H {
+        for x in 0..UNITS_W {
+            if is_frame_unit(x, y) && glyph(x, y) != Some(frame_glyph(x, y)) {
+                return Err(bad);
+            }
+        }
+    }
     KeyImage::from_units(
         |x, y| match glyph(x, y) {
             Some(PLAIN_MARK) => Ok(true),
@@ -174,6 +185,18 @@ fn decode_truecolor(text: &str) -> Result<KeyImage, ImageError> {
         }
     }
     let at = |x: usize, y: usize| colours.get(y * UNITS_W + x).copied().flatten();
+    // Every unit drawn, every frame unit in the frame colour.
+    for y in 0..UNITS_H {
+        for x in 0..UNITS_W {
+            let ok = match at(x, y) {
+                Some(c) => !is_frame_unit(x, y) || c == KEY_IMAGE_FRAME,
+                None => false,
+            };
+            if !ok {
+                return Err(bad);
+            }
+        }
+    }
     KeyImage::from_units(
         |x, y| match at(x, y) {
             Some(c) if c == KEY_IMAGE_MARK => Ok(true),
