@@ -926,6 +926,23 @@ fn fingerprint_unreadable_copies_are_refused() {
 
 // ---------------------------------------------------------------- documented details
 
+/// A greyscale PNG re-encoded as RGB (for the test canvas).
+#[cfg(feature = "png")]
+fn grey_to_rgb(grey_png: &[u8]) -> Vec<u8> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(grey_png))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let c = Canvas {
+        w: info.width as usize,
+        h: info.height as usize,
+        px: buf[..info.buffer_size()].iter().map(|g| [*g; 3]).collect(),
+    };
+    c.to_png()
+}
+
 /// The plain terminal rendering, every character pinned (PROTOCOL.md 6.2):
 /// `+-` where the left edge or the divider meets the top or bottom edge,
 /// `-+` at the right-hand corners, `--` and `||` elsewhere, `^^` marks, and
@@ -1060,8 +1077,8 @@ fn fingerprint_png_grid_lines() {
     }
 }
 
-/// Gap: the QR code as a PNG. Its pixels are exactly the module matrix
-/// (the same one the SVG draws), with a 4-module quiet zone.
+/// Gap: the QR code as a PNG. Its pixels are exactly the module matrix,
+/// with a 4-module quiet zone, and a QR reader scans it.
 #[cfg(feature = "png")]
 #[test]
 fn fingerprint_qr_png_is_the_module_matrix() {
@@ -1091,6 +1108,32 @@ fn fingerprint_qr_png_is_the_module_matrix() {
     }
     let dark = modules.iter().filter(|m| **m).count();
     assert!(dark > 0 && dark < side * side);
+    // A QR reader (rqrr, a second implementation) scans the PNG, also
+    // scaled down to a third with a blur, and gets the payload bytes exact;
+    // the partner's phone accepts them.
+    let scanned = |png_bytes: &[u8], shrink: usize| -> Vec<u8> {
+        let c = Canvas::from_png(&grey_to_rgb(png_bytes));
+        let (w, h) = (c.w / shrink, c.h / shrink);
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+            // Box filter over the shrink x shrink source pixels.
+            let mut sum = 0usize;
+            for dy in 0..shrink {
+                for dx in 0..shrink {
+                    sum += usize::from(c.get(x * shrink + dx, y * shrink + dy)[0]);
+                }
+            }
+            (sum / (shrink * shrink)) as u8
+        });
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let mut out = Vec::new();
+        grids[0].decode_to(&mut out).unwrap();
+        out
+    };
+    let bytes = p.to_bytes().to_vec();
+    assert_eq!(scanned(&p.qr_png(6).unwrap(), 1), bytes);
+    assert_eq!(scanned(&p.qr_png(9).unwrap(), 3), bytes);
+    assert!(PairVerification::new(b, a).verify_scanned(&bytes).is_ok());
     assert_eq!(p.qr_png(0), Err(Error::LimitExceeded));
     assert_eq!(
         p.qr_png(secret_chat::limits::MAX_PNG_SCALE + 1),
