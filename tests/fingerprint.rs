@@ -831,10 +831,26 @@ fn screenshot(image: &KeyImage, case: usize) -> Canvas {
     shot
 }
 
+/// Every channel of every pixel moved by up to 10 either way (a stand-in
+/// for lossy compression).
+#[cfg(feature = "png")]
+fn noisy(c: &Canvas, seed: usize) -> Canvas {
+    let mut rng = VectorRng::new(format!("noise-{seed}").as_bytes());
+    let mut out = c.clone();
+    for p in &mut out.px {
+        let mut r = [0u8; 3];
+        rand_core::Rng::fill_bytes(&mut rng, &mut r);
+        for (ch, n) in p.iter_mut().zip(r) {
+            *ch = (i16::from(*ch) + i16::from(n % 21) - 10).clamp(0, 255) as u8;
+        }
+    }
+    out
+}
+
 /// Gap: a screenshot with margins (0 of 8 decoded before) and the same
 /// screenshots rotated by 2 degrees either way (0 of 8 before) decode to
 /// the exact bits, pair and room pictures alike; so do greyscale
-/// screenshots.
+/// screenshots and noisy ones.
 #[cfg(feature = "png")]
 #[test]
 fn fingerprint_screenshots_decode() {
@@ -849,6 +865,10 @@ fn fingerprint_screenshots_decode() {
             (
                 "greyscale, rotated +1.5",
                 shot.greyed(GREY_CONVERSIONS[case % 4].1).rotated(1.5, fill),
+            ),
+            (
+                "noise +-10 per channel, rotated -1",
+                noisy(&shot, case).rotated(-1.0, fill),
             ),
         ];
         for (name, copy) in copies {
