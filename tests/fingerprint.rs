@@ -242,6 +242,8 @@ fn lab(rgb: [f64; 3]) -> [f64; 3] {
     [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
 }
 
+/// The simulated linear colour, each channel clipped to [0, 1] (as
+/// PROTOCOL.md 6.2 states; without the clipping two table figures change).
 fn simulate(m: &[[f64; 3]; 3], c: [u8; 3]) -> [f64; 3] {
     let l = c.map(srgb_to_linear);
     m.map(|row| (row[0] * l[0] + row[1] * l[1] + row[2] * l[2]).clamp(0.0, 1.0))
@@ -300,6 +302,10 @@ fn fingerprint_scanned_payload() {
         alice.verify_scanned(&alice.payload().to_bytes()),
         Err(Error::FingerprintMismatch)
     );
+    // The documented exception: with equal fingerprints the two payloads
+    // are the same bytes, so one's own reflected payload is accepted.
+    let same = PairVerification::new(a, a);
+    assert_eq!(same.verify_scanned(&same.payload().to_bytes()), Ok(()));
     // A relay that substituted Bob's key: Alice holds a different fingerprint.
     let mallory = Fingerprint::compute(&member("bob"), identity(b"mallory").public());
     let fooled = PairVerification::new(a, mallory);
