@@ -1171,6 +1171,23 @@ fn fingerprint_qr_png_is_the_module_matrix() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
+    /// The locator never panics, whatever the pixels: small PNGs of random
+    /// palette, frame-grey and other colours (many grey regions, odd shapes).
+    #[test]
+    fn fingerprint_png_locator_never_panics(
+        w in 19usize..90,
+        h in 10usize..60,
+        picks in proptest::collection::vec(0usize..7, 90 * 60),
+    ) {
+        const COLOURS: [[u8; 3]; 7] = [
+            [0, 0, 0], [0, 0x72, 0xB2], [0xE6, 0x9F, 0], [0xFF; 3], [0x8C; 3], [0x8C; 3], [0x40, 0x90, 0x40],
+        ];
+        let mut c = Canvas::filled(w, h, [0; 3]);
+        c.paint(|x, y| COLOURS[picks[y * 90 + x]]);
+        let _ = KeyImage::decode_png(&c.to_png());
+        let _ = KeyImage::decode_png(&c.greyed(GREY_CONVERSIONS[0].1).to_png());
+    }
+
     /// Never other bits: a screenshot damaged by rectangles of a colour
     /// that is no palette colour (magenta) or of frame grey, anywhere (over
     /// cells, over the frame, touching it from outside), rotated a little,
