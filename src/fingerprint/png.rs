@@ -509,8 +509,10 @@ impl Pixels {
         };
         KeyImage::from_units(
             |x, y| {
-                // A mark fills its unit's upper-left half: three points
-                // inside it must agree.
+                // A mark fills its unit's upper-left half: of three points
+                // inside it, those that are clearly frame or clearly mark
+                // (blended edge pixels are neither) must agree, and be at
+                // least two.
                 let mut seen = [0usize; 2];
                 for (du, dv) in MARK_POINTS {
                     let c = self
@@ -518,13 +520,13 @@ impl Pixels {
                         .ok_or(ImageError::FrameNotFound)?;
                     if is_frame_colour(c) {
                         seen[0] += 1;
-                    } else if distance(c, KEY_IMAGE_MARK) < distance(c, KEY_IMAGE_FRAME) {
+                    } else if distance(c, KEY_IMAGE_MARK) <= MARK_DISTANCE * MARK_DISTANCE {
                         seen[1] += 1;
                     }
                 }
                 match seen {
-                    [3, 0] => Ok(false),
-                    [0, 3] => Ok(true),
+                    [frame, 0] if frame >= 2 => Ok(false),
+                    [0, mark] if mark >= 2 => Ok(true),
                     _ => Err(ImageError::UnclearColour),
                 }
             },
@@ -562,8 +564,12 @@ fn grid_unit(x: usize, y: usize) -> GridUnit {
 }
 
 /// Where a mark is read, in a mark unit: its upper-left quarter point and
-/// two points near its two sides, all inside the triangle `u + v < 1`.
-const MARK_POINTS: [(f64, f64); 3] = [(0.25, 0.25), (0.15, 0.5), (0.5, 0.15)];
+/// two points beside it, all at least 0.2 units inside the triangle
+/// `u + v < 1`.
+const MARK_POINTS: [(f64, f64); 3] = [(0.25, 0.25), (0.2, 0.45), (0.45, 0.2)];
+/// Largest RGB distance from black for a pixel to count as the mark
+/// (the frame grey is 242 away; a half blend of the two, 121).
+const MARK_DISTANCE: u32 = 96;
 
 /// Squared RGB distance between two colours.
 fn distance(a: [u8; 3], b: [u8; 3]) -> u32 {
