@@ -22,10 +22,10 @@ use crate::limits::{MAX_PNG_DECODE_SIDE, MAX_PNG_SCALE};
 use alloc::vec::Vec;
 
 /// Largest difference, per colour channel, between a pixel and the frame
-/// grey `#8C8C8C` for the pixel to count as frame: room for JPEG noise and
-/// colour management, while no palette colour comes near (the nearest,
-/// orange seen in greyscale, is kept out of the frame's outline because it
-/// only ever sits inside it).
+/// grey `#8C8C8C` for the pixel to count as frame: room for noise and
+/// colour management, while no palette colour comes near in a colour copy.
+/// (In a greyscale copy orange may land within it; orange cells sit inside
+/// the frame, so the frame's outline does not change.)
 const FRAME_TOLERANCE: u8 = 24;
 /// Largest spread between the channels of a pixel (max - min) for it to
 /// count as grey. If every cell centre is grey the copy is read as a
@@ -38,8 +38,9 @@ const GREY_SPREAD: u8 = 32;
 /// a wide margin; a colour further from every palette colour is refused.
 const MAX_COLOUR_DISTANCE: u32 = 96;
 /// Smallest gap between two neighbouring grey levels of a greyscale copy
-/// (on the 0-255 scale). Any usual greyscale conversion keeps the palette's
-/// four levels at least 30 apart (Rec. 601 luma: 0, 87, 162, 255).
+/// (on the 0-255 scale). The usual greyscale conversions keep the palette's
+/// four levels at least 26 apart (Rec. 601 luma 0, 87, 162, 255; the
+/// lightness (max + min) / 2, the closest, 0, 89, 115, 255).
 const MIN_GREY_GAP: u8 = 20;
 /// How many of the largest frame-coloured regions are tried as the frame
 /// before the decoder gives up (grey buttons or bars around a screenshot).
