@@ -1,8 +1,9 @@
 //! Draws the public key image of two fresh identities, Alice and Bob.
 //!
-//! Writes `public_key_image.png` and `public_key_image.svg` into the
-//! directory given as the first argument (default: the system temp dir),
-//! prints the picture in the terminal and the numeric code, and exits
+//! Writes `public_key_image.png` and `public_key_image.svg`, and Alice's
+//! scannable QR code as `public_key_qr.png` and `public_key_qr.svg`, into
+//! the directory given as the first argument (default: the system temp
+//! dir), prints the picture in the terminal and the numeric code, and exits
 //! non-zero if decoding what it wrote does not give back the fingerprints.
 //!
 //! ```text
@@ -34,6 +35,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let svg = image.render_svg();
     std::fs::write(&png_path, &png)?;
     std::fs::write(&svg_path, &svg)?;
+    // The QR code Alice's phone shows for Bob's to scan.
+    let qr_png_path = dir.join("public_key_qr.png");
+    let qr_svg_path = dir.join("public_key_qr.svg");
+    std::fs::write(&qr_png_path, pair.payload().qr_png(8)?)?;
+    std::fs::write(&qr_svg_path, pair.payload().qr_svg()?)?;
 
     let colour = std::env::var_os("TERM").is_some_and(|t| t != "dumb")
         && std::env::var_os("NO_COLOR").is_none();
@@ -46,7 +52,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("Public key image (compare it with your friend's):\n");
     print!("{text}");
     println!("\nNumeric code:\n{}", pair.numeric_code());
-    println!("\nWrote {} and {}", png_path.display(), svg_path.display());
+    println!(
+        "\nWrote {}, {}, {} and {}",
+        png_path.display(),
+        svg_path.display(),
+        qr_png_path.display(),
+        qr_svg_path.display()
+    );
 
     // Read back what was written: every rendering must give back the bits.
     let from_png = KeyImage::decode_png(&std::fs::read(&png_path)?)?;
@@ -59,6 +71,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             std::process::exit(1);
         }
     }
+    // Bob's phone checks what it scanned from Alice's QR code.
+    let bobs_phone = PairVerification::new(bob_fp, alice_fp);
+    bobs_phone.verify_scanned(&pair.payload().to_bytes())?;
     println!("Decoded PNG, SVG and terminal output: fingerprints recovered exactly.");
     Ok(())
 }

@@ -7,7 +7,17 @@
 //!
 //! Output block `i` (a 32-byte SHA-256 digest) is
 //! `SHA-256("secret-chat/test-rng" || u32_be(len(seed)) || seed || u64_be(i))`;
-//! requests are served from the concatenation of blocks `0, 1, 2, ...`.
+//! the generator's output is the stream of blocks `0, 1, 2, ...`
+//! concatenated, and every request takes the next bytes of that stream:
+//! bytes a request leaves unused in a block are the start of the next
+//! request (they are never skipped), so any split of the requests gives the
+//! same bytes. `next_u32` / `next_u64` take 4 / 8 bytes of the stream,
+//! little-endian.
+//!
+//! In the vector files (`tests/vectors/*.json`) a seed is given as the
+//! lower-case hex of its bytes, like every other byte string; a seed the
+//! generator code writes as text (`b"fingerprint/alice"`) is the hex of that
+//! text's UTF-8 bytes.
 //! With a secret, uniformly random seed this is a sound PRG, but it exists for
 //! tests: production code uses the OS RNG through the plain (non-`_with_rng`)
 //! functions.
@@ -18,6 +28,20 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 /// Deterministic RNG: SHA-256 in counter mode over a seed (see the module docs).
+///
+/// Leftover bytes carry into the next request:
+///
+/// ```
+/// use rand_core::Rng;
+/// use secret_chat::testing::VectorRng;
+/// let (mut one, mut two) = (VectorRng::new(b"seed"), VectorRng::new(b"seed"));
+/// let mut all = [0u8; 40];
+/// one.fill_bytes(&mut all);
+/// let (mut first, mut second) = ([0u8; 20], [0u8; 20]);
+/// two.fill_bytes(&mut first); // 20 bytes of block 0
+/// two.fill_bytes(&mut second); // 12 more of block 0, then 8 of block 1
+/// assert_eq!(all, [first, second].concat()[..]);
+/// ```
 ///
 /// ```
 /// use secret_chat::{testing::VectorRng, IdentityKeyPair};

@@ -16,8 +16,8 @@
 //! and is drawn in colour [`KEY_IMAGE_PALETTE`]`[value]`.
 
 use super::{Fingerprint, PICTURE_BLOCK_LEN, RoomDigest};
-use crate::error::{DecodeError, Error};
 use crate::labels::{KEY_IMAGE_FRAME, KEY_IMAGE_MARK, KEY_IMAGE_PALETTE};
+use core::fmt;
 
 /// Width of a key image, in units (cells).
 pub(crate) const UNITS_W: usize = 19;
@@ -31,8 +31,10 @@ const BLOCK_Y: usize = 1;
 const SIDE: usize = 8;
 /// Where the orientation mark of every picture sits (top-left corner).
 const MARK: (usize, usize) = (0, 0);
+/// Column of the frame's divider between the blocks.
+pub(crate) const DIVIDER_X: usize = 9;
 /// Where the second mark of a room picture sits (top of the divider).
-const ROOM_MARK: (usize, usize) = (9, 0);
+const ROOM_MARK: (usize, usize) = (DIVIDER_X, 0);
 
 /// Which picture a [`KeyImage`] is; the marks in its frame tell them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,7 +53,8 @@ pub enum TerminalMode {
     /// draws two units, so cells come out square.
     TrueColor,
     /// No colour (dumb terminals, logs): two ASCII characters per unit,
-    /// `##` black, `oo` blue, `..` orange, two spaces white, plus a legend.
+    /// `##` black, `oo` blue, `..` orange, two spaces white, `^^` a mark,
+    /// `+-` `-+` `--` `||` the frame, plus a legend line.
     Plain,
 }
 
@@ -82,6 +85,13 @@ pub struct KeyImage {
 impl KeyImage {
     /// The 1:1 picture of two members: each one's first 128 fingerprint
     /// bits, the smaller fingerprint on the left. `pair(a, b) == pair(b, a)`.
+    ///
+    /// A change of one member's key changes that member's block; the
+    /// partner's block keeps its bits, but if the new fingerprint sorts on
+    /// the other side of the partner's, the blocks swap places and both
+    /// halves of the picture change.
+    /// [`PairVerification::local_block`](super::PairVerification::local_block)
+    /// says which block is whose.
     pub fn pair(a: &Fingerprint, b: &Fingerprint) -> Self {
         let (first, second) = if a <= b { (a, b) } else { (b, a) };
         Self {
@@ -136,26 +146,28 @@ impl KeyImage {
 
     /// Rebuilds an image from a classifier of units: `mark(x, y)` says
     /// whether a mark is drawn at a mark position, `cell(x, y)` gives a
-    /// cell's value. Fails if a cell is unreadable or the first mark is
-    /// missing.
+    /// cell's value. Fails with the classifier's error, or
+    /// [`ImageError::NoMark`] if the first mark is missing.
     pub(crate) fn from_units(
-        mut mark: impl FnMut(usize, usize) -> Option<bool>,
-        mut cell: impl FnMut(usize, usize) -> Option<u8>,
-    ) -> Result<Self, Error> {
-        let bad = Error::Malformed(DecodeError::InvalidValue);
-        if mark(MARK.0, MARK.1) != Some(true) {
-            return Err(bad);
+        mut mark: impl FnMut(usize, usize) -> Result<bool, ImageError>,
+        mut cell: impl FnMut(usize, usize) -> Result<u8, ImageError>,
+    ) -> Result<Self, ImageError> {
+        if !mark(MARK.0, MARK.1)? {
+            return Err(ImageError::NoMark);
         }
-        let kind = match mark(ROOM_MARK.0, ROOM_MARK.1) {
-            Some(true) => ImageKind::Room,
-            Some(false) => ImageKind::Pair,
-            None => return Err(bad),
+        let kind = if mark(ROOM_MARK.0, ROOM_MARK.1)? {
+            ImageKind::Room
+        } else {
+            ImageKind::Pair
         };
         let mut blocks = [[0u8; PICTURE_BLOCK_LEN]; 2];
         for (b, block) in blocks.iter_mut().enumerate() {
             for i in 0..SIDE * SIDE {
                 let (x, y) = unit_of(b, i);
-                let v = cell(x, y).filter(|v| *v < 4).ok_or(bad.clone())?;
+                let v = cell(x, y)?;
+                if v > 3 {
+                    return Err(ImageError::UnclearColour);
+                }
                 if let Some(slot) = block.get_mut(i / 4) {
                     *slot |= v << (6 - 2 * (i % 4));
                 }
@@ -164,6 +176,51 @@ impl KeyImage {
         Ok(Self { kind, blocks })
     }
 }
+
+/// Why a rendering of a key image could not be decoded back to its bits.
+///
+/// The decoders never guess: a copy they cannot read with certainty is
+/// refused with one of these, never turned into other bits. None of them
+/// says that a key was substituted (compare the decoded picture for that);
+/// they say that this copy cannot be checked, and the app should ask for a
+/// sharper or complete copy of the picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The bytes are not a PNG the decoder reads (damaged or truncated, or
+    /// a format it does not support). Retrying with the same bytes cannot help.
+    NotPng,
+    /// The PNG is smaller than the 19 x 10 unit grid, or larger than
+    /// [`MAX_PNG_DECODE_SIDE`](crate::limits::MAX_PNG_DECODE_SIDE) on a side.
+    Size,
+    /// No grey frame with a consistent 19 x 10 grid was found: the picture
+    /// is cut off, too blurred, rotated too far, or not a key image.
+    FrameNotFound,
+    /// The frame was found but its orientation mark is missing: the copy
+    /// is upside down or mirrored, or not a key image.
+    NoMark,
+    /// A cell's colour is too far from every palette colour (or, in a
+    /// greyscale copy, the four grey levels cannot be told apart): the
+    /// copy's colours were changed too much to read it safely.
+    UnclearColour,
+    /// The text is not an SVG or terminal rendering made by this crate.
+    NotARendering,
+}
+
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotPng => "not a readable PNG",
+            Self::Size => "image size outside the decoder's limits",
+            Self::FrameNotFound => "no key image frame with a consistent grid found",
+            Self::NoMark => "orientation mark missing (upside down, mirrored, or not a key image)",
+            Self::UnclearColour => "cell colours too far from the palette to read safely",
+            Self::NotARendering => "not a key image rendering made by this crate",
+        })
+    }
+}
+
+impl core::error::Error for ImageError {}
 
 /// The unit of cell `i` of block `b`.
 fn unit_of(b: usize, i: usize) -> (usize, usize) {
@@ -184,6 +241,11 @@ fn cell_at(x: usize, y: usize) -> Option<(usize, usize)> {
         .map(|(b, bx)| (b, row * SIDE + (x - bx)))
 }
 
+/// Whether `(x, y)` is always drawn as frame (no cell, no mark position).
+pub(crate) fn is_frame_unit(x: usize, y: usize) -> bool {
+    x < UNITS_W && y < UNITS_H && cell_at(x, y).is_none() && !is_mark_position(x, y)
+}
+
 /// Whether `(x, y)` is one of the two mark positions.
 pub(crate) fn is_mark_position(x: usize, y: usize) -> bool {
     (x, y) == MARK || (x, y) == ROOM_MARK
@@ -201,49 +263,12 @@ pub(crate) fn unit_rgb(u: Unit) -> [u8; 3] {
     }
 }
 
-/// A sampled pixel colour, as a decoder found it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Sample {
-    /// Full colour.
-    Rgb([u8; 3]),
-    /// Greyscale (a greyscale copy of the picture).
-    #[cfg_attr(not(feature = "png"), allow(dead_code))]
-    Grey(u8),
-}
-
-/// Rec. 601 luma of a colour, 0..=255.
-fn luma(c: [u8; 3]) -> i32 {
-    let [r, g, b] = c.map(i32::from);
-    (299 * r + 587 * g + 114 * b + 500) / 1000
-}
-
-/// Squared distance between a sample and a reference colour.
-fn distance(s: Sample, c: [u8; 3]) -> i32 {
-    match s {
-        Sample::Rgb(p) => p
-            .iter()
-            .zip(c)
-            .map(|(a, b)| (i32::from(*a) - i32::from(b)).pow(2))
-            .sum(),
-        Sample::Grey(g) => (i32::from(g) - luma(c)).pow(2),
-    }
-}
-
-/// The palette index nearest to a sample.
-pub(crate) fn nearest_cell(s: Sample) -> u8 {
-    let mut best = (i32::MAX, 0u8);
-    for (i, c) in (0u8..).zip(KEY_IMAGE_PALETTE) {
-        let d = distance(s, c);
-        if d < best.0 {
-            best = (d, i);
-        }
-    }
-    best.1
-}
-
-/// Whether a sample at a mark position is nearer the mark than the frame.
-pub(crate) fn is_mark(s: Sample) -> bool {
-    distance(s, KEY_IMAGE_MARK) < distance(s, KEY_IMAGE_FRAME)
+/// The palette value whose colour equals `c` exactly.
+pub(crate) fn exact_cell(c: [u8; 3]) -> Option<u8> {
+    (0u8..)
+        .zip(KEY_IMAGE_PALETTE)
+        .find(|(_, p)| *p == c)
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -259,10 +284,10 @@ mod tests {
         for kind in [ImageKind::Pair, ImageKind::Room] {
             let img = KeyImage { kind, blocks };
             let back = KeyImage::from_units(
-                |x, y| Some(img.unit(x, y) == Unit::Mark),
+                |x, y| Ok(img.unit(x, y) == Unit::Mark),
                 |x, y| match img.unit(x, y) {
-                    Unit::Cell(v) => Some(v),
-                    _ => None,
+                    Unit::Cell(v) => Ok(v),
+                    _ => Err(ImageError::NotARendering),
                 },
             )
             .unwrap();

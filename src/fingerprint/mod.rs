@@ -12,9 +12,11 @@
 //! - the 1:1 picture ([`KeyImage::pair`]): both members' 128-bit fingerprint
 //!   prefixes, sorted, as two 8x8 blocks of 2-bit cells, identical on both
 //!   phones, rendered as SVG, PNG (feature `png`) or terminal text, each
-//!   decodable back to the exact bits;
+//!   decodable back to the exact bits (the PNG decoder also finds the
+//!   picture in a screenshot);
 //! - a numeric code to read aloud ([`PairVerification::numeric_code`]);
-//! - a scannable payload ([`ScannablePayload`]) checked in constant time;
+//! - a scannable payload ([`ScannablePayload`]) checked in constant time,
+//!   shown as a QR code (SVG, PNG, or the module matrix);
 //! - for groups, a [`RoomDigest`] over the sorted member fingerprints,
 //!   drawn as its own picture ([`KeyImage::room`]).
 //!
@@ -38,7 +40,7 @@ mod png;
 mod svg;
 mod terminal;
 
-pub use image::{ImageKind, KeyImage, TerminalMode};
+pub use image::{ImageError, ImageKind, KeyImage, TerminalMode};
 
 use crate::error::{DecodeError, Error};
 use crate::identity::PublicIdentity;
@@ -216,6 +218,29 @@ impl PairVerification {
         KeyImage::pair(&self.local, &self.remote)
     }
 
+    /// Which block of [`image`](Self::image) is this device's own: 0 (left)
+    /// if its fingerprint sorts first, else 1 (right); the partner's is the
+    /// other. An app can label the blocks ("you", "Bob") with it. Both
+    /// phones agree: each says its own block, and they are different ones
+    /// (unless both fingerprints are equal: then both blocks are the same).
+    ///
+    /// The blocks are placed by sorting, so when one member's key changes
+    /// and its new fingerprint sorts on the other side of the partner's,
+    /// the two blocks swap places: both halves of the picture change,
+    /// although the partner's block still shows the same bits.
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, PairVerification};
+    /// let (a, b) = (Fingerprint::from_bytes([1; 32]), Fingerprint::from_bytes([2; 32]));
+    /// assert_eq!(PairVerification::new(a, b).local_block(), 0);
+    /// assert_eq!(PairVerification::new(b, a).local_block(), 1);
+    /// let image = PairVerification::new(b, a).image();
+    /// assert_eq!(image.blocks()[1], b.picture_bits());
+    /// ```
+    pub fn local_block(&self) -> usize {
+        usize::from(self.local > self.remote)
+    }
+
     /// The code to read aloud: 60 digits in 12 groups of 5, space
     /// separated; the smaller fingerprint's 30 digits first.
     pub fn numeric_code(&self) -> String {
@@ -307,8 +332,11 @@ impl ScannablePayload {
     /// Accepts `scanned` only if it is the partner's payload for this same
     /// pair: the partner's own fingerprint equals our `remote` and the
     /// fingerprint it holds for us equals our `local` (the swapped order).
-    /// Our own payload reflected back is refused (unless both fingerprints
-    /// are equal). The comparison is constant time.
+    /// Our own payload reflected back is refused, except when our `local`
+    /// and `remote` fingerprints are equal: then the two payloads are the
+    /// same bytes and cannot be told apart (this happens only if the
+    /// "partner" is the same member id with the same identity). The
+    /// comparison is constant time.
     ///
     /// # Errors
     /// [`Error::Malformed`] if `scanned` does not parse (wrong version,
@@ -337,6 +365,33 @@ impl ScannablePayload {
             .min_dimensions(240, 240)
             .quiet_zone(true)
             .build())
+    }
+
+    /// The QR code's module matrix, for an app that draws the code itself:
+    /// the side `n` in modules and `n * n` modules row by row, `true` for a
+    /// dark module (no quiet zone: leave 4 light modules around it). The
+    /// same code as [`qr_svg`](Self::qr_svg) and `qr_png`.
+    ///
+    /// # Errors
+    /// As [`qr_svg`](Self::qr_svg).
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, ScannablePayload};
+    /// let p = ScannablePayload::new(Fingerprint::from_bytes([1; 32]), Fingerprint::from_bytes([2; 32]));
+    /// let (side, modules) = p.qr_modules()?;
+    /// assert_eq!(side, 37); // version 5
+    /// assert_eq!(modules.len(), side * side);
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
+    pub fn qr_modules(&self) -> Result<(usize, Vec<bool>), Error> {
+        let code = self.qr_code()?;
+        let side = code.width();
+        let modules = code
+            .into_colors()
+            .into_iter()
+            .map(|c| c == qrcode::Color::Dark)
+            .collect();
+        Ok((side, modules))
     }
 
     /// The QR version the payload is encoded at (1 to 40).

@@ -2,11 +2,11 @@
 //!
 //! The SVG's user space is the unit grid (`viewBox="0 0 19 10"`): one grey
 //! `<rect>` for the frame, one 1x1 `<rect>` per cell (in a group stroked in
-//! the frame colour, which draws thin grid lines), and a triangle `<path>`
-//! (`M x y h1 l-1 1 z`) per orientation mark.
+//! the frame colour, which draws thin grid lines), then, outside that group
+//! and so not stroked, a triangle `<path>` (`M x y h1 l-1 1 z`) per
+//! orientation mark. `docs/PROTOCOL.md` section 6.2 gives the exact text.
 
-use super::image::{KeyImage, UNITS_H, UNITS_W, Unit, is_mark_position, unit_rgb};
-use crate::error::{DecodeError, Error};
+use super::image::{ImageError, KeyImage, UNITS_H, UNITS_W, Unit, is_mark_position, unit_rgb};
 use crate::labels::KEY_IMAGE_PALETTE;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -39,36 +39,46 @@ impl KeyImage {
         );
         for y in 0..UNITS_H {
             for x in 0..UNITS_W {
-                match self.unit(x, y) {
-                    Unit::Frame => {}
-                    Unit::Mark => {
-                        let _ = writeln!(
-                            s,
-                            "<path d=\"M{x} {y}h1l-1 1z\" fill=\"{}\"/>",
-                            hex(unit_rgb(Unit::Mark))
-                        );
-                    }
-                    u @ Unit::Cell(_) => {
-                        let _ = writeln!(
-                            s,
-                            "<rect x=\"{x}\" y=\"{y}\" width=\"1\" height=\"1\" fill=\"{}\"/>",
-                            hex(unit_rgb(u))
-                        );
-                    }
+                if let u @ Unit::Cell(_) = self.unit(x, y) {
+                    let _ = writeln!(
+                        s,
+                        "<rect x=\"{x}\" y=\"{y}\" width=\"1\" height=\"1\" fill=\"{}\"/>",
+                        hex(unit_rgb(u))
+                    );
                 }
             }
         }
-        s.push_str("</g>\n</svg>\n");
+        s.push_str("</g>\n");
+        // The marks are drawn after (above) the stroked group, unstroked.
+        for y in 0..UNITS_H {
+            for x in 0..UNITS_W {
+                if self.unit(x, y) == Unit::Mark {
+                    let _ = writeln!(
+                        s,
+                        "<path d=\"M{x} {y}h1l-1 1z\" fill=\"{}\"/>",
+                        hex(unit_rgb(Unit::Mark))
+                    );
+                }
+            }
+        }
+        s.push_str("</svg>\n");
         s
     }
 
     /// Recovers the picture from an SVG made by [`render_svg`](Self::render_svg).
     ///
     /// # Errors
-    /// [`Error::Malformed`] if a cell is missing or has a colour outside the
-    /// palette, or the orientation mark is missing.
-    pub fn decode_svg(svg: &str) -> Result<Self, Error> {
-        let bad = Error::Malformed(DecodeError::InvalidValue);
+    /// [`ImageError::NotARendering`] if a cell is missing or has a colour
+    /// outside the palette, or a tag is not one `render_svg` writes;
+    /// [`ImageError::NoMark`] if the orientation mark is missing.
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, KeyImage};
+    /// let image = KeyImage::pair(&Fingerprint::from_bytes([1; 32]), &Fingerprint::from_bytes([2; 32]));
+    /// assert_eq!(KeyImage::decode_svg(&image.render_svg()), Ok(image));
+    /// ```
+    pub fn decode_svg(svg: &str) -> Result<Self, ImageError> {
+        let bad = ImageError::NotARendering;
         let mut cells: Vec<Option<u8>> = alloc::vec![None; UNITS_W * UNITS_H];
         let mut marks: Vec<bool> = alloc::vec![false; UNITS_W * UNITS_H];
         for tag in svg.split('<').skip(1) {
@@ -89,30 +99,38 @@ impl KeyImage {
                     .zip(KEY_IMAGE_PALETTE)
                     .find(|(_, c)| hex(*c).eq_ignore_ascii_case(fill))
                     .map(|(i, _)| i)
-                    .ok_or(bad.clone())?;
-                let slot = cells.get_mut(index(x, y).ok_or(bad.clone())?);
-                *slot.ok_or(bad.clone())? = Some(v);
+                    .ok_or(bad)?;
+                let slot = cells.get_mut(index(x, y).ok_or(bad)?);
+                *slot.ok_or(bad)? = Some(v);
             } else if let Some(rest) = tag.strip_prefix("path ") {
-                let d = attr(rest, "d").ok_or(bad.clone())?;
+                let d = attr(rest, "d").ok_or(bad)?;
                 let coords = d
                     .strip_prefix('M')
                     .and_then(|d| d.strip_suffix("h1l-1 1z"))
-                    .ok_or(bad.clone())?;
-                let (x, y) = coords.split_once(' ').ok_or(bad.clone())?;
+                    .ok_or(bad)?;
+                let (x, y) = coords.split_once(' ').ok_or(bad)?;
                 let (x, y) = (
-                    x.parse::<usize>().map_err(|_| bad.clone())?,
-                    y.parse::<usize>().map_err(|_| bad.clone())?,
+                    x.parse::<usize>().map_err(|_| bad)?,
+                    y.parse::<usize>().map_err(|_| bad)?,
                 );
                 if !is_mark_position(x, y) {
                     return Err(bad);
                 }
-                let slot = marks.get_mut(index(x, y).ok_or(bad.clone())?);
-                *slot.ok_or(bad.clone())? = true;
+                let slot = marks.get_mut(index(x, y).ok_or(bad)?);
+                *slot.ok_or(bad)? = true;
             }
         }
         Self::from_units(
-            |x, y| index(x, y).and_then(|i| marks.get(i).copied()),
-            |x, y| index(x, y).and_then(|i| cells.get(i).copied().flatten()),
+            |x, y| {
+                index(x, y)
+                    .and_then(|i| marks.get(i).copied())
+                    .ok_or(ImageError::NotARendering)
+            },
+            |x, y| {
+                index(x, y)
+                    .and_then(|i| cells.get(i).copied().flatten())
+                    .ok_or(ImageError::NotARendering)
+            },
         )
     }
 }

@@ -5,13 +5,18 @@
 //!   its background (`ESC[48;2;R;G;Bm`) the lower; every line ends with
 //!   `ESC[0m`.
 //! - [`TerminalMode::Plain`]: ten lines of 19 two-character units (`##`,
-//!   `oo`, `..`, two spaces for the cell colours; `^^` for a mark; `+-`,
-//!   `--`, `||` for the frame), then a one-line legend.
+//!   `oo`, `..`, two spaces for the cell colours; `^^` for a mark; for the
+//!   frame `+-` where the left edge or the divider meets the top or bottom
+//!   edge, `-+` at the two right-hand corners, `--` elsewhere on the top and
+//!   bottom edges, `||` elsewhere on the left edge, the divider and the right
+//!   edge), then a one-line legend ([`PLAIN_LEGEND_PAIR`] or
+//!   [`PLAIN_LEGEND_ROOM`]).
 
 use super::image::{
-    KeyImage, Sample, TerminalMode, UNITS_H, UNITS_W, Unit, is_mark, nearest_cell, unit_rgb,
+    DIVIDER_X, ImageError, ImageKind, KeyImage, TerminalMode, UNITS_H, UNITS_W, Unit, exact_cell,
+    is_frame_unit, unit_rgb,
 };
-use crate::error::{DecodeError, Error};
+use crate::labels::{KEY_IMAGE_FRAME, KEY_IMAGE_MARK};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
@@ -20,8 +25,12 @@ use core::fmt::Write as _;
 const PLAIN_CELLS: [&str; 4] = ["##", "oo", "..", "  "];
 /// The plain-mode glyph pair of a mark.
 const PLAIN_MARK: &str = "^^";
-/// The plain-mode legend line.
-const PLAIN_LEGEND: &str = "## black   oo blue   .. orange   (blank) white   ^^ top-left mark";
+/// The plain-mode legend line of a 1:1 picture.
+pub(crate) const PLAIN_LEGEND_PAIR: &str =
+    "## black   oo blue   .. orange   (blank) white   ^^ mark (top left)";
+/// The plain-mode legend line of a room picture (two marks).
+pub(crate) const PLAIN_LEGEND_ROOM: &str =
+    "## black   oo blue   .. orange   (blank) white   ^^ marks (top left, top middle: room)";
 /// The upper half block.
 const HALF: char = '▀';
 
@@ -54,22 +63,16 @@ impl KeyImage {
                 let glyph = match self.unit(x, y) {
                     Unit::Mark => PLAIN_MARK,
                     Unit::Cell(v) => PLAIN_CELLS.get(usize::from(v)).copied().unwrap_or("??"),
-                    Unit::Frame => {
-                        let vertical = x == 0 || x == 9 || x == UNITS_W - 1;
-                        let horizontal = y == 0 || y == UNITS_H - 1;
-                        match (vertical, horizontal) {
-                            (true, true) if x == UNITS_W - 1 => "-+",
-                            (true, true) => "+-",
-                            (false, true) => "--",
-                            _ => "||",
-                        }
-                    }
+                    Unit::Frame => frame_glyph(x, y),
                 };
                 s.push_str(glyph);
             }
             s.push('\n');
         }
-        s.push_str(PLAIN_LEGEND);
+        s.push_str(match self.kind() {
+            ImageKind::Pair => PLAIN_LEGEND_PAIR,
+            ImageKind::Room => PLAIN_LEGEND_ROOM,
+        });
         s.push('\n');
         s
     }
@@ -78,8 +81,17 @@ impl KeyImage {
     /// [`render_terminal`](Self::render_terminal), in either mode.
     ///
     /// # Errors
-    /// [`Error::Malformed`] if the text is not such a rendering.
-    pub fn decode_terminal(text: &str) -> Result<Self, Error> {
+    /// [`ImageError::NotARendering`] if the text is not such a rendering
+    /// (a unit's glyph or colour is not one the renderer writes);
+    /// [`ImageError::NoMark`] if the orientation mark is missing.
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, KeyImage, TerminalMode};
+    /// let image = KeyImage::pair(&Fingerprint::from_bytes([1; 32]), &Fingerprint::from_bytes([2; 32]));
+    /// let text = image.render_terminal(TerminalMode::Plain);
+    /// assert_eq!(KeyImage::decode_terminal(&text), Ok(image));
+    /// ```
+    pub fn decode_terminal(text: &str) -> Result<Self, ImageError> {
         if text.contains('\x1b') {
             decode_truecolor(text)
         } else {
@@ -88,26 +100,55 @@ impl KeyImage {
     }
 }
 
-fn decode_plain(text: &str) -> Result<KeyImage, Error> {
+/// The plain-mode glyph pair of frame unit `(x, y)`.
+fn frame_glyph(x: usize, y: usize) -> &'static str {
+    let vertical = x == 0 || x == DIVIDER_X || x == UNITS_W - 1;
+    let horizontal = y == 0 || y == UNITS_H - 1;
+    match (vertical, horizontal) {
+        (true, true) if x == UNITS_W - 1 => "-+",
+        (true, true) => "+-",
+        (false, true) => "--",
+        _ => "||",
+    }
+}
+
+fn decode_plain(text: &str) -> Result<KeyImage, ImageError> {
     let lines: Vec<&str> = text.lines().take(UNITS_H).collect();
     let glyph = |x: usize, y: usize| -> Option<&str> {
         let line = lines.get(y)?;
         line.get(2 * x..2 * x + 2)
     };
+    let bad = ImageError::NotARendering;
+    // Every line whole, every frame glyph the renderer's.
+    if lines.len() != UNITS_H || lines.iter().any(|l| l.len() != 2 * UNITS_W) {
+        return Err(bad);
+    }
+    for y in 0..UNITS_H {
+        for x in 0..UNITS_W {
+            if is_frame_unit(x, y) && glyph(x, y) != Some(frame_glyph(x, y)) {
+                return Err(bad);
+            }
+        }
+    }
     KeyImage::from_units(
-        |x, y| glyph(x, y).map(|g| g == PLAIN_MARK),
+        |x, y| match glyph(x, y) {
+            Some(PLAIN_MARK) => Ok(true),
+            Some(g) if g == frame_glyph(x, y) => Ok(false),
+            _ => Err(bad),
+        },
         |x, y| {
-            let g = glyph(x, y)?;
+            let g = glyph(x, y).ok_or(bad)?;
             (0u8..)
                 .zip(PLAIN_CELLS)
                 .find(|(_, c)| *c == g)
                 .map(|(i, _)| i)
+                .ok_or(bad)
         },
     )
 }
 
-fn decode_truecolor(text: &str) -> Result<KeyImage, Error> {
-    let bad = Error::Malformed(DecodeError::InvalidValue);
+fn decode_truecolor(text: &str) -> Result<KeyImage, ImageError> {
+    let bad = ImageError::NotARendering;
     // colours[y * UNITS_W + x]
     let mut colours: Vec<Option<[u8; 3]>> = alloc::vec![None; UNITS_W * UNITS_H];
     for (row, line) in text.lines().take(UNITS_H / 2).enumerate() {
@@ -116,12 +157,12 @@ fn decode_truecolor(text: &str) -> Result<KeyImage, Error> {
         let mut rest = line;
         while let Some(c) = rest.chars().next() {
             if let Some(esc) = rest.strip_prefix("\x1b[") {
-                let (params, after) = esc.split_once('m').ok_or(bad.clone())?;
+                let (params, after) = esc.split_once('m').ok_or(bad)?;
                 rest = after;
                 let p: Vec<&str> = params.split(';').collect();
                 match p.as_slice() {
-                    ["38", "2", r, g, b] => fg = Some(rgb(r, g, b).ok_or(bad.clone())?),
-                    ["48", "2", r, g, b] => bg = Some(rgb(r, g, b).ok_or(bad.clone())?),
+                    ["38", "2", r, g, b] => fg = Some(rgb(r, g, b).ok_or(bad)?),
+                    ["48", "2", r, g, b] => bg = Some(rgb(r, g, b).ok_or(bad)?),
                     ["0"] => (fg, bg) = (None, None),
                     _ => return Err(bad),
                 }
@@ -143,21 +184,26 @@ fn decode_truecolor(text: &str) -> Result<KeyImage, Error> {
             x += 1;
         }
     }
-    let at = |x: usize, y: usize| -> Option<Sample> {
-        colours
-            .get(y * UNITS_W + x)
-            .copied()
-            .flatten()
-            .map(Sample::Rgb)
-    };
-    let exact = |s: Sample, want: [u8; 3]| matches!(s, Sample::Rgb(c) if c == want);
+    let at = |x: usize, y: usize| colours.get(y * UNITS_W + x).copied().flatten();
+    // Every unit drawn, every frame unit in the frame colour.
+    for y in 0..UNITS_H {
+        for x in 0..UNITS_W {
+            let ok = match at(x, y) {
+                Some(c) => !is_frame_unit(x, y) || c == KEY_IMAGE_FRAME,
+                None => false,
+            };
+            if !ok {
+                return Err(bad);
+            }
+        }
+    }
     KeyImage::from_units(
-        |x, y| at(x, y).map(is_mark),
-        |x, y| {
-            let s = at(x, y)?;
-            let v = nearest_cell(s);
-            exact(s, unit_rgb(Unit::Cell(v))).then_some(v)
+        |x, y| match at(x, y) {
+            Some(c) if c == KEY_IMAGE_MARK => Ok(true),
+            Some(c) if c == KEY_IMAGE_FRAME => Ok(false),
+            _ => Err(bad),
         },
+        |x, y| at(x, y).and_then(exact_cell).ok_or(bad),
     )
 }
 
