@@ -73,7 +73,20 @@ impl Read for Trickle<'_> {
 fn round_trip_at_edge_sizes() {
     for chunk in [SMALL, 4096, attachment::DEFAULT_CHUNK_SIZE] {
         let c = chunk as usize;
-        for n in [0, 1, 15, 16, 17, c - 1, c, c + 1, 2 * c - 1, 2 * c, 2 * c + 1, 5 * c + 7] {
+        for n in [
+            0,
+            1,
+            15,
+            16,
+            17,
+            c - 1,
+            c,
+            c + 1,
+            2 * c - 1,
+            2 * c,
+            2 * c + 1,
+            5 * c + 7,
+        ] {
             let plain = data(n);
             let (p, blob) = seal(&plain, chunk, format!("edge-{chunk}-{n}").as_bytes());
             assert_eq!(p.size(), n as u64);
@@ -250,7 +263,9 @@ fn header_fields_are_checked() {
     v[0] = 9;
     assert_eq!(
         open(&p, &v),
-        Err(AttachmentError::Malformed(DecodeError::UnsupportedVersion(9)))
+        Err(AttachmentError::Malformed(DecodeError::UnsupportedVersion(
+            9
+        )))
     );
     let mut v = blob.clone();
     v[1] = 2;
@@ -290,7 +305,10 @@ fn every_flipped_byte_is_refused() {
 fn a_sender_lying_about_the_size_gets_bad_padding() {
     let plain = data(1000); // padded to 1024: 24 zero bytes of padding
     let (p, blob) = seal(&plain, SMALL, b"pad");
-    assert_eq!(open(&resized(&p, 999), &blob), Err(AttachmentError::BadPadding));
+    assert_eq!(
+        open(&resized(&p, 999), &blob),
+        Err(AttachmentError::BadPadding)
+    );
     // A larger size reaches into the padding: the content would gain zeros,
     // so both sizes with the same geometry decode, but only to the prefix
     // and zero extension of the same bytes (never two different files).
@@ -319,7 +337,10 @@ fn random_access_to_every_chunk() {
         rebuilt[pt.start as usize..pt.end as usize].copy_from_slice(&got);
     }
     assert_eq!(rebuilt, plain);
-    assert_eq!(opener.ciphertext_range(n - 1).unwrap().end, blob.len() as u64);
+    assert_eq!(
+        opener.ciphertext_range(n - 1).unwrap().end,
+        blob.len() as u64
+    );
     assert_eq!(opener.ciphertext_range(n), None);
     assert_eq!(
         opener.decrypt_chunk(n, &[0; 100]),
@@ -337,7 +358,10 @@ fn random_access_to_every_chunk() {
     );
     let mut long = c0.to_vec();
     long.push(0);
-    assert_eq!(opener.decrypt_chunk(0, &long), Err(AttachmentError::Extended));
+    assert_eq!(
+        opener.decrypt_chunk(0, &long),
+        Err(AttachmentError::Extended)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -685,7 +709,11 @@ fn a_preview_is_accepted_only_for_a_url_in_the_text() {
     let c = Content::from_bytes(&ok).unwrap();
     assert_eq!(c.preview().unwrap().title(), "title");
     assert_eq!(
-        Content::from_bytes(&raw_content("see https://a.example/x", "https://evil.example/", 1)),
+        Content::from_bytes(&raw_content(
+            "see https://a.example/x",
+            "https://evil.example/",
+            1
+        )),
         Err(AttachmentError::PreviewUrlNotInText)
     );
     assert_eq!(
@@ -694,7 +722,12 @@ fn a_preview_is_accepted_only_for_a_url_in_the_text() {
             .with_preview(LinkPreview::new("https://a.example/", "", "").unwrap()),
         Err(AttachmentError::PreviewUrlNotInText)
     );
-    for bad in ["javascript:alert(1)", "https://a b", "ftp://x.example/", "https://"] {
+    for bad in [
+        "javascript:alert(1)",
+        "https://a b",
+        "ftp://x.example/",
+        "https://",
+    ] {
         let text = format!("x {bad}");
         assert_eq!(
             Content::from_bytes(&raw_content(&text, bad, 1)),
@@ -708,7 +741,10 @@ fn a_preview_is_accepted_only_for_a_url_in_the_text() {
         Err(AttachmentError::Malformed(DecodeError::InvalidValue))
     );
     let mut not_utf8 = vec![1u8, 0, 0, 0, 1, 0xff, 0, 0];
-    assert_eq!(Content::from_bytes(&not_utf8), Err(AttachmentError::NotUtf8));
+    assert_eq!(
+        Content::from_bytes(&not_utf8),
+        Err(AttachmentError::NotUtf8)
+    );
     not_utf8[5] = b'a';
     assert!(Content::from_bytes(&not_utf8).is_ok());
 }
@@ -782,12 +818,20 @@ fn stream_vectors() -> Value {
     extended.push(0);
     let short = resized(&p, 2048);
     let refusals: Vec<(&str, &AttachmentPointer, Vec<u8>)> = vec![
-        ("truncated-at-chunk-boundary", &p, blob[..c(2).start].to_vec()),
+        (
+            "truncated-at-chunk-boundary",
+            &p,
+            blob[..c(2).start].to_vec(),
+        ),
         ("extended", &p, extended),
         ("chunks-reordered", &p, swapped),
         ("chunk-from-another-file", &p, foreign),
         ("wrong-key", &q, blob.clone()),
-        ("short-size-claims-prefix", &short, blob[..c(1).end].to_vec()),
+        (
+            "short-size-claims-prefix",
+            &short,
+            blob[..c(1).end].to_vec(),
+        ),
     ];
     let rejections: Vec<Value> = refusals
         .into_iter()
@@ -807,9 +851,8 @@ fn stream_vectors() -> Value {
         .unwrap()
         .with_thumbnail(&[0x89, b'P', b'N', b'G'])
         .unwrap();
-    let image =
-        AttachmentPointer::new(AttachmentKey::from_bytes([4; 32]), 900, 1024, "image/jpeg")
-            .unwrap();
+    let image = AttachmentPointer::new(AttachmentKey::from_bytes([4; 32]), 900, 1024, "image/jpeg")
+        .unwrap();
     let contents = vec![
         ("text-only", Content::new("hello").unwrap()),
         (
@@ -868,7 +911,11 @@ fn attachment_vectors_are_current() {
     if std::env::var_os("REGENERATE_VECTORS").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&fresh).unwrap() + "\n").unwrap();
     }
-    assert_eq!(load("attachment.json"), fresh, "run with REGENERATE_VECTORS=1");
+    assert_eq!(
+        load("attachment.json"),
+        fresh,
+        "run with REGENERATE_VECTORS=1"
+    );
 }
 
 /// The vectors through the public API: every blob decrypts, every refusal
@@ -879,7 +926,10 @@ fn attachment_vectors_decrypt() {
     for s in v["streams"].as_array().unwrap() {
         let p = AttachmentPointer::from_bytes(&unhex(s["pointer"].as_str().unwrap())).unwrap();
         let blob = unhex(s["blob"].as_str().unwrap());
-        assert_eq!(open(&p, &blob).unwrap(), unhex(s["plaintext"].as_str().unwrap()));
+        assert_eq!(
+            open(&p, &blob).unwrap(),
+            unhex(s["plaintext"].as_str().unwrap())
+        );
     }
     for r in v["rejections"].as_array().unwrap() {
         let p = AttachmentPointer::from_bytes(&unhex(r["pointer"].as_str().unwrap())).unwrap();
@@ -888,7 +938,10 @@ fn attachment_vectors_decrypt() {
     }
     for c in v["contents"].as_array().unwrap() {
         let bytes = unhex(c["bytes"].as_str().unwrap());
-        assert_eq!(&*Content::from_bytes(&bytes).unwrap().to_bytes(), &bytes[..]);
+        assert_eq!(
+            &*Content::from_bytes(&bytes).unwrap().to_bytes(),
+            &bytes[..]
+        );
     }
     for c in v["content_rejections"].as_array().unwrap() {
         let err = Content::from_bytes(&unhex(c["bytes"].as_str().unwrap())).unwrap_err();

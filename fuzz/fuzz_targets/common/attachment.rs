@@ -4,9 +4,7 @@
 
 use std::sync::OnceLock;
 
-use secret_chat::attachment::{
-    self, AttachmentKey, ChunkOpener, HEADER_LEN, encrypt_with_rng,
-};
+use secret_chat::attachment::{self, AttachmentKey, ChunkOpener, HEADER_LEN, encrypt_with_rng};
 use secret_chat::testing::VectorRng;
 use secret_chat::{AttachmentPointer, Content, LinkPreview};
 
@@ -105,14 +103,27 @@ pub(crate) fn attachment_chunk(data: &[u8]) {
 /// Seeds for the three targets.
 pub(crate) fn seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>) {
     let g = genuine();
-    out.push(("attachment_pointer", "genuine".into(), g.pointer.to_bytes().to_vec()));
-    let with_extras = AttachmentPointer::new(AttachmentKey::from_bytes([5; 32]), 70_000, 65_536, "video/mp4")
-        .unwrap()
-        .with_locator(b"https://media.example/blob/1")
-        .unwrap()
-        .with_thumbnail(&[0xff, 0xd8, 0xff, 0xe0])
-        .unwrap();
-    out.push(("attachment_pointer", "extras".into(), with_extras.to_bytes().to_vec()));
+    out.push((
+        "attachment_pointer",
+        "genuine".into(),
+        g.pointer.to_bytes().to_vec(),
+    ));
+    let with_extras = AttachmentPointer::new(
+        AttachmentKey::from_bytes([5; 32]),
+        70_000,
+        65_536,
+        "video/mp4",
+    )
+    .unwrap()
+    .with_locator(b"https://media.example/blob/1")
+    .unwrap()
+    .with_thumbnail(&[0xff, 0xd8, 0xff, 0xe0])
+    .unwrap();
+    out.push((
+        "attachment_pointer",
+        "extras".into(),
+        with_extras.to_bytes().to_vec(),
+    ));
     let mut whole = vec![0u8];
     whole.extend_from_slice(&g.blob);
     out.push(("attachment_chunk", "blob".into(), whole));
