@@ -4,6 +4,7 @@
 //! (the growth of the process's `VmHWM` in `/proc/self/status`).
 //!
 //! `cargo bench --bench attachment -- --warm-up-time 1 --measurement-time 5`
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit};

@@ -35,7 +35,11 @@ fn draw_png(side: u32) -> Result<Vec<u8>, BoxError> {
             let inside = dx * dx + dy * dy < (c * c) / 2;
             let r = (x * 255 / side) as u8 ^ grain;
             let g = (y * 255 / side) as u8;
-            let b = if inside { 230 - grain } else { ((x ^ y) & 0xff) as u8 };
+            let b = if inside {
+                230 - grain
+            } else {
+                ((x ^ y) & 0xff) as u8
+            };
             pixels.extend_from_slice(&[r, g, b]);
         }
     }

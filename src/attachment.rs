@@ -750,28 +750,34 @@ impl ChunkOpener {
     /// [`ciphertext_range`](Self::ciphertext_range)) and returns its content
     /// bytes (padding checked and removed).
     pub fn decrypt_chunk(&self, index: u32, chunk: &[u8]) -> Result<Vec<u8>, AttachmentError> {
+        self.check_len(index, chunk.len())?;
         let mut buf = chunk.to_vec();
         let content = self.open_in_place(index, &mut buf)?;
         buf.truncate(content);
         Ok(buf)
     }
 
-    /// Opens chunk `index` in `buf` (ciphertext and tag); on success `buf`
-    /// holds its plaintext and the content length is returned.
-    fn open_in_place(&self, index: u32, buf: &mut Vec<u8>) -> Result<usize, AttachmentError> {
+    /// Checks that chunk `index` exists and that `len` is its exact length.
+    fn check_len(&self, index: u32, len: usize) -> Result<(), AttachmentError> {
         let g = &self.geometry;
         let i = u64::from(index);
         if i >= g.chunks {
             return Err(AttachmentError::ChunkOutOfRange);
         }
         let want = g.plain_len(i) + TAG_LEN as u64;
-        let have = buf.len() as u64;
-        if have < want {
-            return Err(AttachmentError::Truncated);
+        match (len as u64).cmp(&want) {
+            core::cmp::Ordering::Less => Err(AttachmentError::Truncated),
+            core::cmp::Ordering::Greater => Err(AttachmentError::Extended),
+            core::cmp::Ordering::Equal => Ok(()),
         }
-        if have > want {
-            return Err(AttachmentError::Extended);
-        }
+    }
+
+    /// Opens chunk `index` in `buf` (ciphertext and tag); on success `buf`
+    /// holds its plaintext and the content length is returned.
+    fn open_in_place(&self, index: u32, buf: &mut Vec<u8>) -> Result<usize, AttachmentError> {
+        self.check_len(index, buf.len())?;
+        let g = &self.geometry;
+        let i = u64::from(index);
         let last = i + 1 == g.chunks;
         if self
             .stream
