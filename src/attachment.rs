@@ -361,6 +361,16 @@ impl AttachmentPointer {
 
     /// Sets a thumbnail (at most [`MAX_THUMBNAIL_LEN`] bytes; empty means
     /// none), shown before the blob is fetched.
+    ///
+    /// ```
+    /// use secret_chat::attachment::{AttachmentKey, AttachmentPointer};
+    /// let p = AttachmentPointer::new(AttachmentKey::from_bytes([1; 32]), 10, 65536, "image/jpeg")
+    ///     .unwrap()
+    ///     .with_thumbnail(&[0xff, 0xd8])
+    ///     .unwrap();
+    /// assert_eq!(p.thumbnail(), Some(&[0xff, 0xd8][..]));
+    /// assert!(p.with_thumbnail(&vec![0; 40_000]).is_err());
+    /// ```
     pub fn with_thumbnail(mut self, thumbnail: &[u8]) -> Result<Self, AttachmentError> {
         if thumbnail.len() > MAX_THUMBNAIL_LEN {
             return Err(AttachmentError::LimitExceeded);
@@ -548,6 +558,21 @@ pub fn encrypt<R: Read, W: Write>(
 /// [`encrypt`] with a chosen chunk size (a power of two from
 /// [`MIN_ATTACHMENT_CHUNK_SIZE`] to [`MAX_ATTACHMENT_CHUNK_SIZE`]) and the
 /// file key drawn from `rng` (32 bytes).
+///
+/// ```
+/// use secret_chat::attachment::{self, encrypt_with_rng};
+/// use secret_chat::testing::VectorRng;
+/// let mut blob = Vec::new();
+/// let pointer = encrypt_with_rng(
+///     &[9u8; 5000][..],
+///     &mut blob,
+///     "audio/ogg",
+///     4096,
+///     &mut VectorRng::new(b"seed"),
+/// )
+/// .unwrap();
+/// assert_eq!((pointer.size(), pointer.chunk_count()), (5000, 2));
+/// ```
 pub fn encrypt_with_rng<R: Read, W: Write, G: CryptoRng + ?Sized>(
     mut reader: R,
     mut writer: W,

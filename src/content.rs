@@ -54,14 +54,21 @@ pub struct LinkPreview {
     image: Option<AttachmentPointer>,
 }
 
+/// An `http://` or `https://` URL (scheme in any case) with something after
+/// the scheme, within [`MAX_URL_LEN`], without whitespace or control characters.
 fn url_ok(url: &str) -> bool {
-    let lower = url
-        .get(..8)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let scheme = lower.starts_with("https://") || lower.starts_with("http://");
-    scheme
-        && url.len() > 8
+    let has = |scheme: &str| {
+        url.get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    };
+    let scheme_len = if has("https://") {
+        8
+    } else if has("http://") {
+        7
+    } else {
+        return false;
+    };
+    url.len() > scheme_len
         && url.len() <= MAX_URL_LEN
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }

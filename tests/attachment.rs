@@ -722,11 +722,17 @@ fn a_preview_is_accepted_only_for_a_url_in_the_text() {
             .with_preview(LinkPreview::new("https://a.example/", "", "").unwrap()),
         Err(AttachmentError::PreviewUrlNotInText)
     );
+    for good in ["http://x", "HTTPS://A.EXAMPLE/"] {
+        assert!(LinkPreview::new(good, "", "").is_ok(), "{good}");
+    }
     for bad in [
         "javascript:alert(1)",
         "https://a b",
         "ftp://x.example/",
         "https://",
+        "http://",
+        "http:/x",
+        "https://a\u{7}",
     ] {
         let text = format!("x {bad}");
         assert_eq!(
