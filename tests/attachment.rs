@@ -364,6 +364,52 @@ fn random_access_to_every_chunk() {
     );
 }
 
+#[test]
+fn seekable_reader_reads_any_range_and_refuses_tampered_chunks() {
+    use std::io::{Cursor, Seek, SeekFrom};
+    let plain = data(20_000);
+    let (p, blob) = seal(&plain, SMALL, b"reader");
+    let mut r = attachment::AttachmentReader::new(&p, Cursor::new(blob.clone())).unwrap();
+    for (start, len) in [
+        (0usize, 10usize),
+        (1020, 10),
+        (19_990, 10),
+        (5000, 3000),
+        (0, 20_000),
+    ] {
+        r.seek(SeekFrom::Start(start as u64)).unwrap();
+        let mut got = vec![0u8; len];
+        r.read_exact(&mut got).unwrap();
+        assert_eq!(got, plain[start..start + len], "{start}+{len}");
+    }
+    let mut rest = Vec::new();
+    r.seek(SeekFrom::End(-5)).unwrap();
+    r.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, plain[plain.len() - 5..]);
+    assert!(r.seek(SeekFrom::Current(-100_000)).is_err());
+    // A flipped byte in chunk 3: reads elsewhere work, reads there fail.
+    let mut bad = blob.clone();
+    bad[chunk_range(3).start + 7] ^= 1;
+    let mut r = attachment::AttachmentReader::new(&p, Cursor::new(bad)).unwrap();
+    let mut buf = [0u8; 100];
+    r.read_exact(&mut buf).unwrap();
+    r.seek(SeekFrom::Start(3 * 1024 + 10)).unwrap();
+    let err = r.read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(
+        err.into_inner()
+            .unwrap()
+            .downcast::<AttachmentError>()
+            .map(|e| *e)
+            .unwrap(),
+        AttachmentError::ChunkRejected { index: 3 }
+    );
+    assert_eq!(
+        attachment::AttachmentReader::new(&resized(&p, 1), Cursor::new(&blob[..10])).unwrap_err(),
+        AttachmentError::Truncated
+    );
+}
+
 // ---------------------------------------------------------------------------
 // The two-keys-one-file attack ("invisible salamanders" against AES-GCM).
 
