@@ -243,3 +243,105 @@ impl From<DecodeError> for Error {
         Self::Malformed(e)
     }
 }
+
+/// Why an attachment, an attachment pointer or a message content was refused.
+///
+/// The streaming decryptor writes each chunk only after it authenticated
+/// it, but a later chunk can still fail: on any error the output written so
+/// far must be discarded (it is a genuine prefix, never forged bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttachmentError {
+    /// The bytes (ciphertext header, pointer or content envelope) are not a
+    /// well-formed encoding (see [`DecodeError`]).
+    Malformed(DecodeError),
+    /// The key commitment in the ciphertext header does not match the
+    /// pointer's key: a wrong key, or the blob of another file. Checked
+    /// before any chunk is decrypted.
+    WrongKey,
+    /// The ciphertext header names another chunk size than the pointer.
+    HeaderMismatch,
+    /// The ciphertext ended before its last chunk (an incomplete download
+    /// or a truncation): fetching the blob again may help.
+    Truncated,
+    /// Bytes follow the last chunk (an extension of the ciphertext).
+    Extended,
+    /// Chunk `index` failed authentication: modified, moved to another
+    /// position (reordered), taken from another file, or not the last chunk
+    /// where the pointer's size says the file ends.
+    ChunkRejected {
+        /// Position of the refused chunk (0-based).
+        index: u32,
+    },
+    /// The padding after the content is not all zero (only the sender, who
+    /// holds the key, can cause this).
+    BadPadding,
+    /// Random access to a chunk index the attachment does not have.
+    ChunkOutOfRange,
+    /// The input is larger than [`MAX_ATTACHMENT_SIZE`](crate::limits::MAX_ATTACHMENT_SIZE).
+    TooLarge,
+    /// A value given to a constructor exceeds a documented limit (see
+    /// [`limits`](crate::limits)) or the chunk size is not a power of two in range.
+    LimitExceeded,
+    /// A content type that is not 0 to 127 visible ASCII characters.
+    InvalidContentType,
+    /// A text field of a content envelope is not UTF-8.
+    NotUtf8,
+    /// A link-preview URL that is not an `http://` or `https://` URL free of
+    /// whitespace and control characters.
+    BadUrl,
+    /// A link preview whose URL does not appear in the message text: the
+    /// receiver refuses it (a sender cannot attach a preview of a link it
+    /// did not send).
+    PreviewUrlNotInText,
+    /// Reading the input or writing the output failed with this I/O error
+    /// kind; retrying may help.
+    Io(std::io::ErrorKind),
+}
+
+impl AttachmentError {
+    /// Whether trying again (fetching the blob again, retrying the I/O) can
+    /// succeed: true for [`Truncated`](Self::Truncated) and
+    /// [`Io`](Self::Io); every other error is final for these bytes.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Truncated | Self::Io(_))
+    }
+}
+
+impl fmt::Display for AttachmentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "malformed attachment data: {e}"),
+            Self::WrongKey => f.write_str("key commitment mismatch: wrong key or another file"),
+            Self::HeaderMismatch => f.write_str("ciphertext header does not match the pointer"),
+            Self::Truncated => f.write_str("attachment ciphertext truncated"),
+            Self::Extended => f.write_str("bytes after the last attachment chunk"),
+            Self::ChunkRejected { index } => {
+                write!(f, "attachment chunk {index} failed authentication")
+            }
+            Self::BadPadding => f.write_str("attachment padding is not zero"),
+            Self::ChunkOutOfRange => f.write_str("chunk index out of range"),
+            Self::TooLarge => f.write_str("attachment larger than the limit"),
+            Self::LimitExceeded => f.write_str("documented limit exceeded"),
+            Self::InvalidContentType => f.write_str("invalid content type"),
+            Self::NotUtf8 => f.write_str("text is not UTF-8"),
+            Self::BadUrl => f.write_str("link-preview URL is not an http(s) URL"),
+            Self::PreviewUrlNotInText => f.write_str("link-preview URL not in the message text"),
+            Self::Io(kind) => write!(f, "I/O error: {kind}"),
+        }
+    }
+}
+
+impl core::error::Error for AttachmentError {}
+
+impl From<DecodeError> for AttachmentError {
+    fn from(e: DecodeError) -> Self {
+        Self::Malformed(e)
+    }
+}
+
+impl From<std::io::Error> for AttachmentError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e.kind())
+    }
+}

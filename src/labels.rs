@@ -111,6 +111,23 @@ pub const STORAGE_KIND_IDENTITY: u8 = 1;
 /// Kind byte of a storage envelope holding a [`Room`](crate::Room).
 pub const STORAGE_KIND_ROOM: u8 = 2;
 
+/// Version byte of the attachment formats: the ciphertext header and the
+/// [`AttachmentPointer`](crate::AttachmentPointer). Separate from
+/// [`PROTOCOL_VERSION`] because attachments are stored by blob stores for
+/// longer than any message format lives.
+pub const ATTACHMENT_VERSION: u8 = 1;
+/// Suite byte of the only attachment suite: HKDF-SHA256 key derivation,
+/// AES-256-GCM in the STREAM construction (32-bit big-endian counter and a
+/// last-chunk byte in the nonce), HKDF key commitment.
+pub const ATTACHMENT_SUITE_AES256GCM_STREAM: u8 = 1;
+/// HKDF-SHA256 `info` expanding a file key to the AES-256-GCM key (32 bytes)
+/// and the STREAM nonce prefix (7 bytes).
+pub const ATTACHMENT_KEY: &[u8] = b"secret-chat/v2/attachment/key";
+/// HKDF-SHA256 `info` expanding a file key to its 32-byte key commitment.
+pub const ATTACHMENT_COMMITMENT: &[u8] = b"secret-chat/v2/attachment/commitment";
+/// Version byte of the message-content envelope ([`Content`](crate::Content)).
+pub const CONTENT_VERSION: u8 = 1;
+
 /// Public-key check: a clamped scalar used to multiply an X25519 public key
 /// during parsing; the result is all-zero exactly for low-order points.
 pub(crate) const LOW_ORDER_CHECK_SCALAR: [u8; 32] = [
@@ -161,4 +178,42 @@ pub mod limits {
     /// 37 modules) scans reliably from a phone screen at arm's length; the
     /// 66-byte payload fits it at error-correction level M (84 bytes).
     pub const MAX_QR_VERSION: i16 = 5;
+
+    /// Smallest attachment chunk (plaintext bytes per chunk, 1 KiB): below
+    /// it the 16-byte tag per chunk costs more than 1.6% and the 32-bit
+    /// chunk counter would limit files to a few TiB.
+    pub const MIN_ATTACHMENT_CHUNK_SIZE: u32 = 1024;
+    /// Largest attachment chunk (1 MiB): a decryptor holds one chunk in
+    /// memory, so this bounds what an untrusted header can make it allocate.
+    pub const MAX_ATTACHMENT_CHUNK_SIZE: u32 = 1024 * 1024;
+    /// Largest attachment (1 TiB of content). With the smallest chunk this is
+    /// 2^30 chunks plus Padmé padding (under 12%), so the 32-bit STREAM
+    /// counter never wraps; far beyond any file a chat sends.
+    pub const MAX_ATTACHMENT_SIZE: u64 = 1 << 40;
+    /// Smallest padded attachment (1 KiB): all tiny files (an empty file, a
+    /// one-line note) look alike to the blob store.
+    pub const MIN_ATTACHMENT_PADDED_LEN: u64 = 1024;
+    /// Longest content type of an attachment pointer, in bytes (RFC 6838
+    /// allows 127 characters for each of type and subtype; real ones are
+    /// under 100 in total).
+    pub const MAX_CONTENT_TYPE_LEN: usize = 127;
+    /// Largest thumbnail carried inside a pointer (32 KiB): enough for a
+    /// small JPEG or WebP preview, small enough that an album of
+    /// [`MAX_ALBUM_LEN`] pointers stays a chat message, not a file.
+    pub const MAX_THUMBNAIL_LEN: usize = 32 * 1024;
+    /// Longest blob locator (an app-defined URL or blob id) in a pointer.
+    pub const MAX_LOCATOR_LEN: usize = 1024;
+    /// Most attachments in one message (an album): WhatsApp and Signal allow
+    /// 30 to 32 items per album.
+    pub const MAX_ALBUM_LEN: usize = 32;
+    /// Longest text of one message content, in bytes (64 KiB, about the
+    /// 65,536 characters WhatsApp allows).
+    pub const MAX_TEXT_LEN: usize = 64 * 1024;
+    /// Longest link-preview URL, in bytes (2,048: the de facto browser and
+    /// CDN limit).
+    pub const MAX_URL_LEN: usize = 2048;
+    /// Longest link-preview title, in bytes (Open Graph titles are one line).
+    pub const MAX_PREVIEW_TITLE_LEN: usize = 512;
+    /// Longest link-preview description, in bytes (a few sentences).
+    pub const MAX_PREVIEW_DESCRIPTION_LEN: usize = 2048;
 }

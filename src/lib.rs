@@ -4,7 +4,9 @@
 
 extern crate alloc;
 
+pub mod attachment;
 mod clock;
+pub mod content;
 pub mod error;
 pub mod fingerprint;
 pub mod identity;
@@ -20,7 +22,9 @@ pub mod storage;
 pub mod testing;
 pub mod wire;
 
-pub use error::{DecodeError, Error};
+pub use attachment::AttachmentPointer;
+pub use content::{Content, LinkPreview};
+pub use error::{AttachmentError, DecodeError, Error};
 pub use fingerprint::{
     Fingerprint, ImageKind, KeyImage, PairVerification, RoomDigest, ScannablePayload, TerminalMode,
     room_digest,

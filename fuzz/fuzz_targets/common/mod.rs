@@ -8,6 +8,9 @@
 
 use std::sync::OnceLock;
 
+mod attachment;
+pub(crate) use attachment::{attachment_chunk, attachment_pointer, content};
+
 use secret_chat::room::{OutgoingShare, RotationPolicy};
 use secret_chat::storage::StorageKey;
 use secret_chat::testing::VectorRng;
@@ -32,6 +35,9 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("stored_state", stored_state),
     ("scannable_payload", scannable_payload),
     ("device_bundle", device_bundle),
+    ("attachment_pointer", attachment_pointer),
+    ("content", content),
+    ("attachment_chunk", attachment_chunk),
 ];
 
 /// The clock every room in the world uses (Unix seconds).
@@ -271,6 +277,7 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let w = world();
     let mut out: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
     storage_and_payload_seeds(w, &mut out);
+    attachment::seeds(&mut out);
     for (i, id) in [&w.alice, &w.bob, &w.carol, &w.dave].iter().enumerate() {
         let b = id.public().to_bytes().to_vec();
         out.push(("public_identity", format!("genuine-{i}"), b.clone()));

@@ -1,0 +1,7 @@
+//! Fuzz target `content`: the check lives in `common::attachment::content` (shared
+//! with the stable corpus replay in `tests/fuzz_corpus.rs`).
+#![no_main]
+
+mod common;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::content(data));
