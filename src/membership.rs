@@ -54,13 +54,11 @@ use crate::error::{DecodeError, Error, MembershipError};
 use crate::identity::{IdentityKeyPair, PublicIdentity, parse_ed25519_public, verify_strict};
 use crate::ids::{MemberId, RoomId};
 use crate::labels::{
-    MEMBERSHIP_DIGEST, MEMBERSHIP_GENESIS_SIGNATURE, MEMBERSHIP_OP_ID,
-    MEMBERSHIP_OP_SIGNATURE, MEMBERSHIP_TYPE_GENESIS, MEMBERSHIP_TYPE_LOG,
-    MEMBERSHIP_TYPE_OPERATION, MEMBERSHIP_VERSION,
+    MEMBERSHIP_DIGEST, MEMBERSHIP_GENESIS_SIGNATURE, MEMBERSHIP_OP_ID, MEMBERSHIP_OP_SIGNATURE,
+    MEMBERSHIP_TYPE_GENESIS, MEMBERSHIP_TYPE_LOG, MEMBERSHIP_TYPE_OPERATION, MEMBERSHIP_VERSION,
 };
 use crate::limits::{
-    MAX_LOG_OPS, MAX_MEMBER_ID_LEN, MAX_MEMBERS, MAX_OP_PARENTS, MAX_PENDING_OPS,
-    MAX_ROOM_ID_LEN,
+    MAX_LOG_OPS, MAX_MEMBER_ID_LEN, MAX_MEMBERS, MAX_OP_PARENTS, MAX_PENDING_OPS, MAX_ROOM_ID_LEN,
 };
 use crate::wire::{Reader, Writer};
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -82,8 +80,15 @@ const MIN_ADMIN_ENTRY: usize = 2 + 1;
 /// parent, kind, signature.
 const MIN_OP_LEN: usize = 2 + 3 + 32 + 1 + 32 + 1 + 64;
 /// Largest encoded operation (two longest member ids, most parents).
-const MAX_OP_LEN: usize =
-    2 + (2 + MAX_MEMBER_ID_LEN) + 32 + 1 + 32 * MAX_OP_PARENTS + 1 + (2 + MAX_MEMBER_ID_LEN) + 32 + 64;
+const MAX_OP_LEN: usize = 2
+    + (2 + MAX_MEMBER_ID_LEN)
+    + 32
+    + 1
+    + 32 * MAX_OP_PARENTS
+    + 1
+    + (2 + MAX_MEMBER_ID_LEN)
+    + 32
+    + 64;
 /// Largest encoded genesis.
 const MAX_GENESIS_LEN: usize = 2
     + (2 + MAX_ROOM_ID_LEN)
@@ -411,8 +416,7 @@ impl Genesis {
         for _ in 0..n {
             let id = MemberId::new(r.vec16(MAX_MEMBER_ID_LEN)?)?;
             let key = IdentityKey::from_bytes(&r.array()?)?;
-            if members.last().is_some_and(|(prev, _)| prev >= &id) || !keys.insert(key.clone())
-            {
+            if members.last().is_some_and(|(prev, _)| prev >= &id) || !keys.insert(key.clone()) {
                 return Err(DecodeError::InvalidValue.into());
             }
             members.push((id, key));
@@ -513,8 +517,7 @@ impl Genesis {
     /// Whether `member` with identity `key` is an admin: listed as an admin
     /// and holding the identity key it had at genesis.
     pub fn is_admin(&self, member: &MemberId, key: &IdentityKey) -> bool {
-        self.admins.binary_search(member).is_ok()
-            && self.identity_at_genesis(member) == Some(key)
+        self.admins.binary_search(member).is_ok() && self.identity_at_genesis(member) == Some(key)
     }
 }
 
@@ -670,7 +673,9 @@ impl Operation {
         })
     }
 
-    fn sign(
+    /// Signs an operation without checking any membership rule (own
+    /// operations are checked when applied; tests use it to forge).
+    pub(crate) fn sign(
         signer: &IdentityKeyPair,
         genesis: &OpId,
         author: &MemberId,
@@ -1391,7 +1396,10 @@ impl Membership {
         let (author_inst, target_inst) = self.check(&op, view)?;
         // Valid: apply (nothing below fails).
         let n = self.nodes.len();
-        let in_past = |i: usize| past.as_ref().is_none_or(|d| d.get(i).copied() == Some(true));
+        let in_past = |i: usize| {
+            past.as_ref()
+                .is_none_or(|d| d.get(i).copied() == Some(true))
+        };
         let mut events = Vec::new();
         let author_voided = self.voided.get(author_inst.0).copied().unwrap_or(false);
         match &op.kind {
@@ -1414,7 +1422,10 @@ impl Membership {
                 }
                 self.push_node(&op, parents, depth, author_inst, None);
                 self.adds_by_author.entry(author_inst).or_default().push(n);
-                self.adds_by_member.entry(member.clone()).or_default().push(n);
+                self.adds_by_member
+                    .entry(member.clone())
+                    .or_default()
+                    .push(n);
                 self.adds_by_identity
                     .entry(identity.clone())
                     .or_default()
@@ -1649,13 +1660,11 @@ impl Membership {
                 || self
                     .removals_by_target
                     .get(&node.author_inst)
-                    .is_some_and(|rs| {
-                        rs.iter()
-                            .any(|&r| inside(r) && self.concurrent(r, i))
-                    })
-                || self.conflicting_adds(member, identity).into_iter().any(|b| {
-                    inside(b) && self.node_id(b) < op.id && self.concurrent(b, i)
-                });
+                    .is_some_and(|rs| rs.iter().any(|&r| inside(r) && self.concurrent(r, i)))
+                || self
+                    .conflicting_adds(member, identity)
+                    .into_iter()
+                    .any(|b| inside(b) && self.node_id(b) < op.id && self.concurrent(b, i));
             if let Some(slot) = voided.get_mut(i) {
                 *slot = v;
             }
@@ -1693,4 +1702,3 @@ impl Membership {
         view == self.view && voided == self.voided
     }
 }
-
