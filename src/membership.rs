@@ -61,6 +61,7 @@ use crate::limits::{
     MAX_LOG_OPS, MAX_MEMBER_ID_LEN, MAX_MEMBERS, MAX_OP_PARENTS, MAX_PENDING_OPS, MAX_ROOM_ID_LEN,
 };
 use crate::wire::{Reader, Writer};
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::fmt;
@@ -116,8 +117,21 @@ const MAX_GENESIS_LEN: usize = 2
 /// assert_eq!(IdentityKey::from_bytes(key.as_bytes()).unwrap(), key);
 /// assert!(IdentityKey::from_bytes(&[0; 32]).is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct IdentityKey(VerifyingKey);
+
+impl core::hash::Hash for IdentityKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+/// Maps are keyed by the encoded bytes: equality, order and hash all agree.
+impl core::borrow::Borrow<[u8; 32]> for IdentityKey {
+    fn borrow(&self) -> &[u8; 32] {
+        self.as_bytes()
+    }
+}
 
 impl IdentityKey {
     /// Parses 32 bytes: refuses a non-canonical encoding
@@ -412,11 +426,12 @@ impl Genesis {
             return Err(DecodeError::InvalidValue.into());
         }
         let mut members: Vec<(MemberId, IdentityKey)> = Vec::with_capacity(n);
-        let mut keys = BTreeSet::new();
+        let mut keys: BTreeSet<[u8; 32]> = BTreeSet::new();
         for _ in 0..n {
             let id = MemberId::new(r.vec16(MAX_MEMBER_ID_LEN)?)?;
             let key = IdentityKey::from_bytes(&r.array()?)?;
-            if members.last().is_some_and(|(prev, _)| prev >= &id) || !keys.insert(key.clone()) {
+            if members.last().is_some_and(|(prev, _)| prev >= &id) || !keys.insert(*key.as_bytes())
+            {
                 return Err(DecodeError::InvalidValue.into());
             }
             members.push((id, key));
@@ -618,6 +633,17 @@ impl Operation {
     /// assert_eq!(op.author(), &b);
     /// ```
     pub fn from_bytes(bytes: &[u8], genesis: &OpId) -> Result<Self, Error> {
+        Self::parse(bytes, genesis, |_| None)
+    }
+
+    /// [`from_bytes`](Self::from_bytes), taking the author's key from
+    /// `known` when it is a key already checked (saves a point
+    /// decompression per operation).
+    fn parse(
+        bytes: &[u8],
+        genesis: &OpId,
+        known: impl Fn(&[u8; 32]) -> Option<IdentityKey>,
+    ) -> Result<Self, Error> {
         if bytes.len() > MAX_OP_LEN {
             return Err(DecodeError::LengthLimit.into());
         }
@@ -627,7 +653,11 @@ impl Operation {
             return Err(DecodeError::InvalidValue.into());
         }
         let author = MemberId::new(r.vec16(MAX_MEMBER_ID_LEN)?)?;
-        let author_key = IdentityKey::from_bytes(&r.array()?)?;
+        let author_bytes = r.array()?;
+        let author_key = match known(&author_bytes) {
+            Some(k) => k,
+            None => IdentityKey::from_bytes(&author_bytes)?,
+        };
         let p = usize::from(r.u8()?);
         if p == 0 {
             return Err(DecodeError::InvalidValue.into());
@@ -860,7 +890,7 @@ type Inst = (usize, usize);
 
 #[derive(Clone)]
 struct Node {
-    op: Option<Operation>,
+    op: Option<Box<Operation>>,
     parents: Vec<usize>,
     depth: u64,
     /// The author's instance (for operations).
@@ -1048,6 +1078,14 @@ impl Membership {
         v
     }
 
+    /// A present member's checked identity key with these bytes.
+    fn known_key(&self, bytes: &[u8; 32]) -> Option<IdentityKey> {
+        self.view
+            .by_identity
+            .get_key_value(bytes)
+            .map(|(k, _)| k.clone())
+    }
+
     fn node_id(&self, i: usize) -> OpId {
         match self.nodes.get(i).and_then(|n| n.op.as_ref()) {
             Some(op) => op.id,
@@ -1128,7 +1166,7 @@ impl Membership {
     /// assert!(!at_alice.is_member(&b));
     /// ```
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, Error> {
-        let op = Operation::from_bytes(bytes, &self.genesis.id)?;
+        let op = Operation::parse(bytes, &self.genesis.id, |k| self.known_key(k))?;
         if self.index.contains_key(&op.id) || self.pending.contains_key(&op.id) {
             return Ok(Received::Duplicate);
         }
@@ -1337,7 +1375,7 @@ impl Membership {
         let n = r.count32(MAX_LOG_OPS, 2 + MIN_OP_LEN)?;
         let mut last: Option<(u64, OpId)> = None;
         for _ in 0..n {
-            let op = Operation::from_bytes(r.vec16(MAX_OP_LEN)?, &m.genesis.id)?;
+            let op = Operation::parse(r.vec16(MAX_OP_LEN)?, &m.genesis.id, |k| m.known_key(k))?;
             let mut depth = 0u64;
             for p in &op.parents {
                 let i = *m
@@ -1503,7 +1541,7 @@ impl Membership {
         self.heads.insert(n);
         self.index.insert(op.id, n);
         self.nodes.push(Node {
-            op: Some(op.clone()),
+            op: Some(Box::new(op.clone())),
             parents,
             depth: depth.saturating_add(1),
             author_inst,
