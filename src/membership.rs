@@ -1740,3 +1740,87 @@ impl Membership {
         view == self.view && voided == self.voided
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::VectorRng;
+
+    fn kp(seed: &[u8]) -> IdentityKeyPair {
+        IdentityKeyPair::generate_with_rng(&mut VectorRng::new(seed))
+    }
+
+    fn mid(s: &str) -> MemberId {
+        MemberId::new(s.as_bytes()).unwrap()
+    }
+
+    fn setup() -> (Vec<IdentityKeyPair>, Genesis) {
+        let ks: Vec<_> = [b"a", b"b", b"c", b"d"].iter().map(|s| kp(*s)).collect();
+        let g = Genesis::create(
+            &ks[0],
+            &RoomId::new(b"unit").unwrap(),
+            SUITE_XWING,
+            RoomPolicy::default(),
+            &mid("a"),
+            &[
+                (mid("a"), IdentityKey::of(&ks[0])),
+                (mid("b"), IdentityKey::of(&ks[1])),
+                (mid("c"), IdentityKey::of(&ks[2])),
+            ],
+            &[],
+        )
+        .unwrap();
+        (ks, g)
+    }
+
+    #[test]
+    fn ancestry_and_concurrency() {
+        let (ks, g) = setup();
+        let mut x = Membership::new(g.clone());
+        let mut y = Membership::new(g);
+        let a1 = x.leave(&ks[2]).unwrap();
+        let b1 = y.add(&ks[1], &mid("d"), &IdentityKey::of(&ks[3])).unwrap();
+        x.receive(b1.bytes()).unwrap();
+        // a1 and b1 are concurrent; the next op of x descends from both
+        let a2 = x.remove(&ks[0], &mid("d")).unwrap();
+        let (i1, j1, i2) = (x.index[&a1.id()], x.index[&b1.id()], x.index[&a2.id()]);
+        assert!(x.concurrent(i1, j1));
+        assert!(x.is_ancestor(i1, i2) && x.is_ancestor(j1, i2) && x.is_ancestor(0, i2));
+        assert!(!x.is_ancestor(i2, i1) && !x.is_ancestor(i1, i1));
+        assert_eq!(x.nodes[i2].depth, 2);
+        assert_eq!(x.heads(), vec![a2.id()]);
+        assert!(x.self_check());
+    }
+
+    /// The slow path (parents not covering the heads) evaluates validity
+    /// against the causal past, not the current membership.
+    #[test]
+    fn validity_uses_the_causal_past_not_the_current_view() {
+        let (ks, g) = setup();
+        let mut x = Membership::new(g.clone());
+        let mut y = Membership::new(g);
+        // x: a removes c. y (concurrently): c adds d.
+        let rm = x.remove(&ks[0], &mid("c")).unwrap();
+        let add = y.add(&ks[2], &mid("d"), &IdentityKey::of(&ks[3])).unwrap();
+        // c's addition is valid (c was a member in its past) but void
+        let Received::Applied(events) = x.receive(add.bytes()).unwrap() else {
+            panic!()
+        };
+        assert!(events.is_empty(), "{events:?}");
+        assert!(!x.is_member(&mid("d")));
+        assert!(x.voided[x.index[&add.id()]]);
+        let _ = rm;
+        assert!(x.self_check());
+    }
+
+    #[test]
+    fn debug_is_short() {
+        let (ks, g) = setup();
+        let m = Membership::new(g.clone());
+        let s = format!("{m:?}");
+        assert!(s.starts_with("Membership { room: RoomId(unit)"), "{s}");
+        assert!(format!("{g:?}").contains("members: 3"));
+        let k = format!("{:?}", IdentityKey::of(&ks[0]));
+        assert!(k.starts_with("IdentityKey(") && k.ends_with("..)"), "{k}");
+    }
+}

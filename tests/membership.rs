@@ -1302,7 +1302,7 @@ fn generate() -> Value {
         .map(|n| (n.to_string(), json!({"rng_seed": hex(format!("membership-{n}").as_bytes()), "identity": hex(key(&kp(n)).as_bytes())})))
         .collect::<serde_json::Map<_, _>>();
     json!({
-        "description": "secret-chat v2 membership log (docs/PROTOCOL.md 5.1). Identities: Ed25519 keys from IdentityKeyPair::generate_with_rng(VectorRng(rng_seed)). Operations in the order made: bob adds dave; bob's device makes carol's leave (signed by carol, parent: the add); alice (concurrently) removes bob; alice, having received the add and the leave, re-adds carol with erin's identity. The log is alice's after all four.",
+        "description": "secret-chat v2 membership log (docs/PROTOCOL.md 5.1). Identities: Ed25519 keys from IdentityKeyPair::generate_with_rng(VectorRng(rng_seed)). Operations in the order made: bob adds dave; bob's device makes carol's leave (signed by carol, parent: the add); alice (concurrently) removes bob; alice, having received the add and the leave, re-adds carol with erin's identity. The log is alice's after all four: dave's addition is void there (bob's removal is concurrent with it, rule (b) of 5.1.6), so the members are alice and carol with erin's key.",
         "room_id": hex(room().as_bytes()),
         "identities": idents,
         "genesis": {"bytes": hex(g.as_bytes()), "id": hex(g.id().as_bytes())},
