@@ -428,7 +428,16 @@ fn readded_admin_with_another_identity_is_no_admin() {
     // re-adding with the same identity is not reported as a change
     let w = world(any_remove());
     let mut m = Membership::new(w.genesis.clone());
-    m.remove(&w.bob, &mid("carol")).unwrap();
+    let old_instance = m.instance_of(&mid("carol")).unwrap();
+    let rm = m.remove(&w.bob, &mid("carol")).unwrap();
+    assert_eq!(
+        rm.events(),
+        &[Event::Removed {
+            member: mid("carol"),
+            instance: old_instance,
+            by: mid("bob")
+        }]
+    );
     let op = m.add(&w.bob, &mid("carol"), &key(&w.carol)).unwrap();
     assert!(matches!(
         &op.events()[0],
@@ -437,6 +446,10 @@ fn readded_admin_with_another_identity_is_no_admin() {
             ..
         }
     ));
+    // a new instance, distinct from the removed one
+    let new_instance = m.instance_of(&mid("carol")).unwrap();
+    assert_ne!(new_instance, old_instance);
+    assert_eq!(new_instance.as_bytes(), op.id().as_bytes());
 }
 
 // ---------------------------------------------------------------------------
