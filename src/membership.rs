@@ -224,6 +224,11 @@ impl InstanceId {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Wraps 32 bytes (an instance id read from a key share or message).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
 }
 
 impl fmt::Debug for InstanceId {
@@ -1060,6 +1065,13 @@ impl Membership {
         self.nodes.len().saturating_sub(1)
     }
 
+    /// The applied operations in the order this device applied them (a
+    /// causal order): e.g. to persist each as its own record and restore the
+    /// state with [`new`](Self::new) + [`receive`](Self::receive).
+    pub fn operations(&self) -> impl Iterator<Item = &Operation> + '_ {
+        self.nodes.iter().filter_map(|n| n.op.as_deref())
+    }
+
     /// Operations held for missing parents.
     pub fn pending_count(&self) -> usize {
         self.pending.len()
@@ -1700,9 +1712,12 @@ impl Membership {
                     .get(&node.author_inst)
                     .is_some_and(|rs| rs.iter().any(|&r| inside(r) && self.concurrent(r, i)))
                 || self
-                    .conflicting_adds(member, identity)
+                    .adds_by_member
+                    .get(member)
                     .into_iter()
-                    .any(|b| inside(b) && self.node_id(b) < op.id && self.concurrent(b, i));
+                    .chain(self.adds_by_identity.get(identity))
+                    .flatten()
+                    .any(|&b| inside(b) && self.node_id(b) < op.id && self.concurrent(b, i));
             if let Some(slot) = voided.get_mut(i) {
                 *slot = v;
             }

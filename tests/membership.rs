@@ -730,6 +730,12 @@ fn log_round_trips_and_is_canonical() {
     let mut rev: Vec<&[u8]> = ops.iter().map(|o| o.as_slice()).collect();
     rev.reverse();
     assert_eq!(replay(&g, &rev).to_log(), log);
+    // Restoring from the operations (e.g. stored as records) in any order.
+    let stored: Vec<Vec<u8>> = m.operations().map(|o| o.bytes().to_vec()).collect();
+    assert_eq!(stored.len(), ops.len());
+    let mut back: Vec<&[u8]> = stored.iter().map(|o| o.as_slice()).collect();
+    back.reverse();
+    assert_eq!(replay(&g, &back).digest(), m.digest());
     assert!(copy.self_check());
 }
 
