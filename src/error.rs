@@ -151,6 +151,10 @@ pub enum Error {
     /// A stored blob of another kind than asked for (an identity blob
     /// imported as a room, or the reverse).
     WrongStateKind,
+    /// A membership operation, genesis or log was refused by a membership
+    /// rule (see [`MembershipError`]). Final: retrying the same bytes cannot
+    /// help.
+    Membership(MembershipError),
 }
 
 impl Error {
@@ -169,6 +173,59 @@ impl Error {
     /// ```
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::UnknownSenderKey)
+    }
+}
+
+/// Why a membership operation (or a log holding it) was refused.
+///
+/// Each names the rule of `docs/PROTOCOL.md` section 5.1 that failed. All are
+/// final: the operation is not stored, and the same bytes will be refused
+/// again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MembershipError {
+    /// The author is not a present member in the operation's causal past
+    /// (never added, removed, left, or its addition was voided).
+    AuthorNotMember,
+    /// The author's member id is present in the causal past, but with
+    /// another identity key than the one that signed.
+    AuthorIdentityMismatch,
+    /// The room policy does not give the author this right (adding or
+    /// removing others is reserved to admins).
+    NoPermission,
+    /// An addition of a member id that is already present.
+    AlreadyMember,
+    /// An addition with an identity key another present member already has.
+    IdentityInUse,
+    /// A removal of a member id that is not present.
+    NotPresent,
+    /// A removal naming its own author (a member leaves with `Leave`).
+    RemoveSelf,
+    /// A log names an operation before one of its parents, repeats one, or
+    /// breaks the canonical order (depth, then id).
+    LogOrder,
+}
+
+impl fmt::Display for MembershipError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::AuthorNotMember => "author is not a member in the operation's causal past",
+            Self::AuthorIdentityMismatch => "author signed with another identity than its own",
+            Self::NoPermission => "the room policy does not allow the author this operation",
+            Self::AlreadyMember => "the added member is already present",
+            Self::IdentityInUse => "the added identity belongs to another present member",
+            Self::NotPresent => "the removed member is not present",
+            Self::RemoveSelf => "a member removes itself with Leave, not Remove",
+            Self::LogOrder => "log operations out of causal or canonical order",
+        })
+    }
+}
+
+impl core::error::Error for MembershipError {}
+
+impl From<MembershipError> for Error {
+    fn from(e: MembershipError) -> Self {
+        Self::Membership(e)
     }
 }
 
@@ -225,6 +282,7 @@ impl fmt::Display for Error {
             Self::RetiredKeyIndex => {
                 f.write_str("message index beyond the end of a retired sender key")
             }
+            Self::Membership(e) => write!(f, "membership operation refused: {e}"),
         }
     }
 }
@@ -233,6 +291,7 @@ impl core::error::Error for Error {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::Malformed(e) => Some(e),
+            Self::Membership(e) => Some(e),
             _ => None,
         }
     }

@@ -127,6 +127,24 @@ pub const ATTACHMENT_KEY: &[u8] = b"secret-chat/v2/attachment/key";
 pub const ATTACHMENT_COMMITMENT: &[u8] = b"secret-chat/v2/attachment/commitment";
 /// Version byte of the message-content envelope ([`Content`](crate::Content)).
 pub const CONTENT_VERSION: u8 = 1;
+/// Version byte that starts every membership format (genesis, operation,
+/// log): the first format of protocol version 2.
+pub const MEMBERSHIP_VERSION: u8 = 2;
+/// Type byte of a membership genesis (after the version byte).
+pub const MEMBERSHIP_TYPE_GENESIS: u8 = 1;
+/// Type byte of a membership operation (after the version byte).
+pub const MEMBERSHIP_TYPE_OPERATION: u8 = 2;
+/// Type byte of an encoded membership log / welcome (after the version byte).
+pub const MEMBERSHIP_TYPE_LOG: u8 = 3;
+/// Prefix of the message the creator's identity key signs over a genesis.
+pub const MEMBERSHIP_GENESIS_SIGNATURE: &[u8] = b"secret-chat/v2/membership/genesis";
+/// Prefix of the message an author's identity key signs over an operation
+/// (followed by the genesis id, which binds the operation to its room).
+pub const MEMBERSHIP_OP_SIGNATURE: &[u8] = b"secret-chat/v2/membership/operation";
+/// Hashed before an encoded genesis or operation to make its 32-byte id.
+pub const MEMBERSHIP_OP_ID: &[u8] = b"secret-chat/v2/membership/op-id";
+/// Hashed before the present members to make the membership digest.
+pub const MEMBERSHIP_DIGEST: &[u8] = b"secret-chat/v2/membership/digest";
 
 /// Public-key check: a clamped scalar used to multiply an X25519 public key
 /// during parsing; the result is all-zero exactly for low-order points.
@@ -174,6 +192,23 @@ pub mod limits {
     /// (64 MiB of RGBA pixels) while allowing far larger copies than any
     /// screen shot of the picture.
     pub const MAX_PNG_DECODE_SIDE: u32 = 4096;
+    /// Most parents one membership operation may name. An operation names
+    /// the heads of its author's graph: more than 32 heads means more than
+    /// 32 members acted at once without seeing each other. An author with
+    /// more heads names the 32 smallest ids; the next operation merges the
+    /// rest. Bounds an operation to about 1.7 KiB and the work to check it.
+    pub const MAX_OP_PARENTS: usize = 32;
+    /// Most membership operations held while their parents are missing
+    /// (about 450 KiB at the largest operation size). Enough to absorb a
+    /// burst delivered out of order; past it new out-of-order operations are
+    /// refused with `LimitExceeded` (retry once the parents arrived).
+    pub const MAX_PENDING_OPS: usize = 256;
+    /// Most operations in one membership log (applied or in a welcome).
+    /// Bounds the work of verifying a welcome (one signature per operation:
+    /// about 3 s at the limit) and its size (about 110 MiB at the largest
+    /// operation size, a few MiB in practice); a room with more churn must
+    /// be recreated.
+    pub const MAX_LOG_OPS: usize = 65_536;
     /// Highest QR version of the scannable payload's QR code: version 5 (37 x
     /// 37 modules) scans reliably from a phone screen at arm's length; the
     /// 66-byte payload fits it at error-correction level M (84 bytes).

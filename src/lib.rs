@@ -13,6 +13,7 @@ pub mod identity;
 pub mod ids;
 pub mod keyshare;
 pub mod labels;
+pub mod membership;
 pub mod message;
 mod rng;
 pub mod room;

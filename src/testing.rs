@@ -246,3 +246,19 @@ pub fn share_plaintext(
 ) -> Result<zeroize::Zeroizing<Vec<u8>>, crate::Error> {
     key.to_share_plaintext()
 }
+
+/// Signs a membership operation as `author` with `signer`'s identity key,
+/// naming any `parents`, without checking a single membership rule: what a
+/// malicious member can send. For tests and vectors of the rules that
+/// refuse such operations (production code uses
+/// [`Membership::add`](crate::membership::Membership::add) and friends).
+pub fn sign_membership_op(
+    signer: &crate::IdentityKeyPair,
+    genesis: &crate::membership::OpId,
+    author: &crate::MemberId,
+    parents: &[crate::membership::OpId],
+    kind: &crate::membership::OpKind,
+) -> Result<Vec<u8>, crate::Error> {
+    crate::membership::Operation::sign(signer, genesis, author, parents, kind)
+        .map(|op| op.bytes().to_vec())
+}

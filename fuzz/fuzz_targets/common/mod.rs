@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 mod attachment;
 pub(crate) use attachment::{attachment_chunk, attachment_pointer, content};
 
+use secret_chat::membership::{Genesis, IdentityKey, Membership, Operation, RoomPolicy};
 use secret_chat::room::{OutgoingShare, RotationPolicy};
 use secret_chat::storage::StorageKey;
 use secret_chat::testing::VectorRng;
@@ -38,6 +39,7 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("attachment_pointer", attachment_pointer),
     ("content", content),
     ("attachment_chunk", attachment_chunk),
+    ("membership", membership),
 ];
 
 /// The clock every room in the world uses (Unix seconds).
@@ -352,6 +354,7 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     ]);
     mutated.extend_from_slice(&[OP_RAW_MESSAGE, 0, 4, 1, 1, 1, 1, OP_REFLECTED]);
     out.push(("receive_path", "mutations".into(), mutated));
+    membership_seeds(&mut out);
     out
 }
 
@@ -967,4 +970,157 @@ fn storage_and_payload_seeds(w: &World, out: &mut Vec<(&'static str, String, Vec
     let mut rt = vec![4u8];
     rt.extend_from_slice(&on_alice.payload().to_bytes());
     out.push(("round_trip", "payload".into(), rt));
+}
+
+// ---------------------------------------------------------------------------
+// Membership log.
+// ---------------------------------------------------------------------------
+
+pub(crate) struct MembershipWorld {
+    pub(crate) room: RoomId,
+    pub(crate) genesis: Genesis,
+    /// The genesis plus the first genuine operation.
+    pub(crate) state: Membership,
+    /// Every genuine operation (the first one is already in `state`).
+    pub(crate) ops: Vec<Vec<u8>>,
+    /// The log after all of them.
+    pub(crate) log: Vec<u8>,
+}
+
+fn build_membership_world() -> MembershipWorld {
+    let w = world();
+    let room = RoomId::new(b"fuzz-membership").unwrap();
+    let key = IdentityKey::of;
+    let genesis = Genesis::create(
+        &w.alice,
+        &room,
+        2,
+        RoomPolicy::default(),
+        &member("alice"),
+        &[
+            (member("alice"), key(&w.alice)),
+            (member("bob"), key(&w.bob)),
+            (member("carol"), key(&w.carol)),
+        ],
+        &[],
+    )
+    .unwrap();
+    let mut at_alice = Membership::new(genesis.clone());
+    let mut at_bob = Membership::new(genesis.clone());
+    let add = at_bob.add(&w.bob, &member("dave"), &key(&w.dave)).unwrap();
+    let leave = at_bob.leave(&w.carol).unwrap();
+    let remove = at_alice.remove(&w.alice, &member("bob")).unwrap();
+    let ops: Vec<Vec<u8>> = [&add, &leave, &remove]
+        .iter()
+        .map(|o| o.bytes().to_vec())
+        .collect();
+    at_alice.receive(&ops[0]).unwrap();
+    at_alice.receive(&ops[1]).unwrap();
+    let state = {
+        let mut m = Membership::new(genesis.clone());
+        m.receive(&ops[0]).unwrap();
+        m
+    };
+    MembershipWorld {
+        room,
+        genesis,
+        state,
+        ops,
+        log: at_alice.to_log(),
+    }
+}
+
+pub(crate) fn membership_world() -> &'static MembershipWorld {
+    static W: OnceLock<MembershipWorld> = OnceLock::new();
+    W.get_or_init(build_membership_world)
+}
+
+fn membership_seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>) {
+    let mw = membership_world();
+    let with = |sel: u8, b: &[u8]| {
+        let mut v = vec![sel];
+        v.extend_from_slice(b);
+        v
+    };
+    out.push((
+        "membership",
+        "genesis".into(),
+        with(0, mw.genesis.as_bytes()),
+    ));
+    for (i, op) in mw.ops.iter().enumerate() {
+        out.push(("membership", format!("op-{i}"), with(1, op)));
+    }
+    out.push(("membership", "log".into(), with(2, &mw.log)));
+    let mut script = vec![3u8];
+    for op in mw.ops.iter().rev() {
+        script.extend_from_slice(&(op.len() as u16).to_be_bytes());
+        script.extend_from_slice(op);
+    }
+    out.push(("membership", "ops-reversed".into(), script));
+}
+
+/// The membership decoders. First byte: 0 genesis, 1 one operation
+/// received by a state holding the genesis and one operation, 2 a log
+/// (welcome), 3 a script of `u16`-length-prefixed operations received in
+/// turn. Must hold: total; accepted genesis / operation / log bytes
+/// re-encode to themselves; a refused operation leaves the state exactly as
+/// it was; only genuine operations are ever applied; the incrementally
+/// maintained membership equals the one computed from scratch.
+pub(crate) fn membership(data: &[u8]) {
+    let mw = membership_world();
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    match sel % 4 {
+        0 => {
+            if let Ok(g) = Genesis::from_bytes(rest, &mw.room) {
+                assert_eq!(g.as_bytes(), rest, "genesis: not canonical");
+            }
+        }
+        1 => {
+            if let Ok(op) = Operation::from_bytes(rest, &mw.genesis.id()) {
+                assert_eq!(op.bytes(), rest, "operation: not canonical");
+            }
+            let mut m = mw.state.clone();
+            receive_checked(&mut m, rest);
+        }
+        2 => {
+            if let Ok(m) = Membership::from_log(rest, &mw.room) {
+                assert_eq!(m.to_log(), rest, "log: not canonical");
+                assert!(m.self_check());
+                assert!(m.op_count() <= mw.ops.len());
+            }
+        }
+        _ => {
+            let mut m = mw.state.clone();
+            let mut r = rest;
+            for _ in 0..16 {
+                let [a, b, tail @ ..] = r else { break };
+                let n = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+                let (op, next) = tail.split_at(n);
+                receive_checked(&mut m, op);
+                r = next;
+            }
+        }
+    }
+}
+
+fn receive_checked(m: &mut Membership, op: &[u8]) {
+    let mw = membership_world();
+    let (digest, count, pending) = (m.digest(), m.op_count(), m.pending_count());
+    match m.receive(op) {
+        Ok(_) => {
+            assert!(
+                m.self_check(),
+                "incremental state differs from the merge rule"
+            );
+            if m.op_count() > count {
+                assert!(mw.ops.iter().any(|g| g == op) || pending > 0);
+            }
+        }
+        Err(_) => {
+            assert_eq!(m.digest(), digest);
+            assert_eq!((m.op_count(), m.pending_count()), (count, pending));
+        }
+    }
 }
