@@ -47,13 +47,12 @@ fn create(ids: &[IdentityKeyPair], list: &[(MemberId, DeviceBundle)], who: usize
         RoomId::new(b"big").unwrap(),
         list[who].0.clone(),
         list,
-        Suite::XWing,
-        // No automatic rotation inside the per-message benches.
+        &secret_chat::RoomOptions { suite: Suite::XWing, rotation: // No automatic rotation inside the per-message benches.
         RotationPolicy {
             max_messages: u32::MAX,
             max_age_secs: u64::MAX,
             ..Default::default()
-        },
+        }, ..Default::default() },
         0,
         &mut VectorRng::new(&[who as u8]),
     )
@@ -116,23 +115,37 @@ fn bench(c: &mut Criterion) {
 
     // One message in the big room.
     let mut sender = create(&ids, &list, 0);
-    let mut receiver = create(&ids, &list, 1);
-    let shares = Room::create_with_rng(
+    let (sender0, shares) = Room::create_with_rng(
         &ids[0],
         RoomId::new(b"big").unwrap(),
         list[0].0.clone(),
         &list,
-        Suite::XWing,
-        RotationPolicy::default(),
+        &secret_chat::RoomOptions {
+            suite: Suite::XWing,
+            rotation: RotationPolicy {
+                max_messages: u32::MAX,
+                max_age_secs: u64::MAX,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
         0,
         &mut VectorRng::new(&[0u8]),
     )
-    .unwrap()
-    .1;
+    .unwrap();
+    let welcome = sender0.welcome(&ids[0]).unwrap();
+    let (mut receiver, _) = Room::join_with_rng(
+        &ids[1],
+        list[1].0.clone(),
+        &RoomId::new(b"big").unwrap(),
+        &welcome,
+        RotationPolicy::default(),
+        0,
+        &mut VectorRng::new(b"join"),
+    )
+    .unwrap();
     let to_1 = shares.iter().find(|s| s.to == list[1].0).unwrap();
-    receiver
-        .receive_share_at(&ids[1], &list[0].0, &to_1.bytes, 0)
-        .unwrap();
+    receiver.receive_share_at(&ids[1], &to_1.bytes, 0).unwrap();
     let cipher = Aes256Gcm::new(&[1u8; 32].into());
     let verifier = signer.verifying_key();
     let text = [0x33u8; 1024];

@@ -40,17 +40,21 @@ fn big_room() -> Room {
         room_id.clone(),
         names[0].clone(),
         &members,
-        secret_chat::Suite::XWing,
-        RotationPolicy::default(),
+        &secret_chat::RoomOptions {
+            suite: secret_chat::Suite::XWing,
+            rotation: RotationPolicy::default(),
+            ..Default::default()
+        },
         1_000,
         &mut rng,
     )
     .unwrap();
     for i in 1..MEMBERS {
+        let instance = *room.membership().instance_of(&names[i]).unwrap().as_bytes();
         let binding = secret_chat::testing::sender_key_binding(
             &room_id,
             &ids[i].public().signing_key().to_bytes(),
-            &[0; 32],
+            &instance,
             0,
         );
         let mut out = OutboundSenderKey::new_with_rng(
@@ -67,7 +71,7 @@ fn big_room() -> Room {
             &room_id,
             secret_chat::Suite::XWing,
             0,
-            &[0; 32],
+            &instance,
             &out.share(),
             &[secret_chat::Recipient::new(
                 b0.identity(),
@@ -76,7 +80,7 @@ fn big_room() -> Room {
             &mut rng,
         )
         .unwrap();
-        room.receive_share_at(&ids[0], &names[i], &share[0].to_bytes(), 1_000)
+        room.receive_share_at(&ids[0], &share[0].to_bytes(), 1_000)
             .unwrap();
         let mut last = Vec::new();
         for _ in 0..4 {

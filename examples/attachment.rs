@@ -72,15 +72,15 @@ impl Chat {
             (MemberId::new(b"bob")?, b.bundle()),
         ];
         let room = RoomId::new(b"alice+bob")?;
-        let (ra, sa) = Room::create(&a, room.clone(), members[0].0.clone(), &members)?;
-        let (mut rb, sb) = Room::create(&b, room, members[1].0.clone(), &members)?;
-        let mut ra = ra;
+        // Alice creates the room; Bob joins from her welcome.
+        let (mut ra, sa) = Room::create(&a, room.clone(), members[0].0.clone(), &members)?;
+        let (mut rb, sb) = Room::join(&b, members[1].0.clone(), &room, &ra.welcome(&a)?)?;
         // The relay carries each side's key share to the other.
         for s in sa {
-            rb.receive_share(&b, &members[0].0, &s.bytes)?;
+            rb.receive_share(&b, &s.bytes)?;
         }
         for s in sb {
-            ra.receive_share(&a, &members[1].0, &s.bytes)?;
+            ra.receive_share(&a, &s.bytes)?;
         }
         Ok(Self {
             alice: (a, ra),

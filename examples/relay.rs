@@ -28,6 +28,7 @@ const FETCH: u8 = 2;
 const IDENTITY: u8 = 3;
 const SHARE: u8 = 4;
 const MESSAGE: u8 = 5;
+const WELCOME: u8 = 6;
 /// Largest frame the example accepts (a key share or a short message).
 const MAX_FRAME: usize = 64 * 1024;
 
@@ -125,33 +126,50 @@ fn relay(listener: TcpListener, attack: bool) -> Result<(), BoxError> {
             REGISTER => {
                 directory.insert(sender.clone(), DeviceBundle::from_bytes(&f.payload)?);
                 println!("  relay: {sender} registered a public key");
-                if attack && directory.len() == 2 {
-                    // Build the two fake rooms now that both real keys are known.
-                    for (victim, posing_as) in [("alice", "bob"), ("bob", "alice")] {
-                        let real = directory.get(victim).ok_or("unregistered")?.clone();
-                        let members = [
-                            (member(victim)?, real),
-                            (member(posing_as)?, mallory.bundle()),
-                        ];
-                        let (room, shares) = Room::create(
-                            &mallory,
-                            RoomId::new(ROOM)?,
-                            member(posing_as)?,
-                            &members,
+            }
+            WELCOME if attack => {
+                // Alice's room names the relay's identity as "bob": the relay
+                // joins it as bob, and makes its own room with the real bob in
+                // which it poses as alice.
+                let (room_a, to_alice) =
+                    Room::join(&mallory, member("bob")?, &RoomId::new(ROOM)?, &f.payload)?;
+                mitm.insert("alice".to_string(), room_a);
+                let real_bob = directory.get("bob").ok_or("unregistered")?.clone();
+                let members = [
+                    (member("alice")?, mallory.bundle()),
+                    (member("bob")?, real_bob),
+                ];
+                let (room_b, to_bob) =
+                    Room::create(&mallory, RoomId::new(ROOM)?, member("alice")?, &members)?;
+                let welcome = room_b.welcome(&mallory)?;
+                mitm.insert("bob".to_string(), room_b);
+                let frames = [
+                    ("alice", "bob", WELCOME, vec![welcome]),
+                    (
+                        "bob",
+                        "alice",
+                        SHARE,
+                        to_alice.into_iter().map(|s| s.bytes).collect(),
+                    ),
+                    (
+                        "alice",
+                        "bob",
+                        SHARE,
+                        to_bob.into_iter().map(|s| s.bytes).collect(),
+                    ),
+                ];
+                for (from, to, kind, payloads) in frames {
+                    let w = writers.get_mut(to).ok_or("no such client")?;
+                    for payload in payloads {
+                        write_frame(
+                            w,
+                            &Frame {
+                                kind,
+                                from: from.into(),
+                                to: to.into(),
+                                payload,
+                            },
                         )?;
-                        mitm.insert(victim.to_string(), room);
-                        let w = writers.get_mut(victim).ok_or("no such client")?;
-                        for s in shares {
-                            write_frame(
-                                w,
-                                &Frame {
-                                    kind: SHARE,
-                                    from: posing_as.into(),
-                                    to: victim.into(),
-                                    payload: s.bytes,
-                                },
-                            )?;
-                        }
                     }
                 }
             }
@@ -161,7 +179,7 @@ fn relay(listener: TcpListener, attack: bool) -> Result<(), BoxError> {
                 // with "its partner" (the relay), re-encrypt for the other.
                 let room = mitm.get_mut(&sender).ok_or("no fake room")?;
                 if f.kind == SHARE {
-                    room.receive_share(&mallory, &member(&sender)?, &f.payload)?;
+                    room.receive_share(&mallory, &f.payload)?;
                     continue;
                 }
                 let got = room.decrypt(&f.payload)?;
@@ -182,11 +200,11 @@ fn relay(listener: TcpListener, attack: bool) -> Result<(), BoxError> {
                     },
                 )?;
             }
-            SHARE | MESSAGE => {
-                let what = if f.kind == SHARE {
-                    "key share"
-                } else {
-                    "message"
+            SHARE | MESSAGE | WELCOME => {
+                let what = match f.kind {
+                    SHARE => "key share",
+                    WELCOME => "welcome",
+                    _ => "message",
                 };
                 println!(
                     "  relay: forwards a {what} {} -> {}: {} opaque bytes",
@@ -260,28 +278,52 @@ fn phone(
         },
     )?;
     registered.wait();
-    write_frame(
-        &mut stream,
-        &Frame {
-            kind: FETCH,
-            from: name.into(),
-            to: partner.into(),
-            payload: Vec::new(),
-        },
-    )?;
     let mut pending = Vec::new();
-    let partner_key = loop {
-        let f = read_frame(&mut stream)?.ok_or("relay closed")?;
-        if f.kind == IDENTITY {
-            break DeviceBundle::from_bytes(&f.payload)?;
-        }
-        pending.push(f);
+    let (mut room, shares) = if name == "alice" {
+        // Alice creates the room with the bundle the relay's directory gives
+        // her for bob, and sends bob the welcome.
+        write_frame(
+            &mut stream,
+            &Frame {
+                kind: FETCH,
+                from: name.into(),
+                to: partner.into(),
+                payload: Vec::new(),
+            },
+        )?;
+        let partner_key = loop {
+            let f = read_frame(&mut stream)?.ok_or("relay closed")?;
+            if f.kind == IDENTITY {
+                break DeviceBundle::from_bytes(&f.payload)?;
+            }
+            pending.push(f);
+        };
+        let members = [
+            (member(name)?, identity.bundle()),
+            (member(partner)?, partner_key),
+        ];
+        let (room, shares) = Room::create(&identity, RoomId::new(ROOM)?, member(name)?, &members)?;
+        write_frame(
+            &mut stream,
+            &Frame {
+                kind: WELCOME,
+                from: name.into(),
+                to: partner.into(),
+                payload: room.welcome(&identity)?,
+            },
+        )?;
+        (room, shares)
+    } else {
+        // Bob joins from the welcome, verifying its log from the genesis.
+        let welcome = loop {
+            let f = read_frame(&mut stream)?.ok_or("relay closed")?;
+            if f.kind == WELCOME {
+                break f.payload;
+            }
+            pending.push(f);
+        };
+        Room::join(&identity, member(name)?, &RoomId::new(ROOM)?, &welcome)?
     };
-    let members = [
-        (member(name)?, identity.bundle()),
-        (member(partner)?, partner_key),
-    ];
-    let (mut room, shares) = Room::create(&identity, RoomId::new(ROOM)?, member(name)?, &members)?;
     for s in shares {
         write_frame(
             &mut stream,
@@ -318,7 +360,7 @@ fn phone(
         };
         match f.kind {
             SHARE => {
-                room.receive_share(&identity, &member(partner)?, &f.payload)?;
+                room.receive_share(&identity, &f.payload)?;
                 // Messages that overtook the share decrypt now.
                 for m in std::mem::take(&mut waiting) {
                     let got = room.decrypt(&m)?;

@@ -86,9 +86,34 @@ impl Phone {
             self.id(),
             members,
         )?;
+        // The others join from the welcome: the signed membership log and
+        // the members' bundles. It is public; the relay carries it.
+        let welcome = r.welcome(&self.identity)?;
+        for (m, _) in members.iter().filter(|(m, _)| *m != self.id()) {
+            relay.post(Envelope {
+                room: room.to_string(),
+                from: self.name.clone(),
+                to: String::from_utf8_lossy(m.as_bytes()).into_owned(),
+                kind: "welcome",
+                bytes: welcome.clone(),
+            });
+        }
         self.rooms.insert(room.to_string(), r);
         self.post_shares(relay, room, shares);
         Ok(())
+    }
+
+    /// Sends a signed membership update to the other members.
+    fn post_update(&self, relay: &mut Relay, room: &str, update: &[u8], to: &[&str]) {
+        for t in to {
+            relay.post(Envelope {
+                room: room.to_string(),
+                from: self.name.clone(),
+                to: t.to_string(),
+                kind: "update",
+                bytes: update.to_vec(),
+            });
+        }
     }
 
     fn say(&mut self, relay: &mut Relay, room: &str, text: &str, to: &[&str]) -> Result<(), Error> {
@@ -112,22 +137,66 @@ impl Phone {
     fn receive(&mut self, relay: &mut Relay) -> Vec<Result<(String, String), Error>> {
         let mut results = Vec::new();
         let mut messages = Vec::new();
+        let mut shares = Vec::new();
         for e in relay.take(&self.name) {
+            if e.kind == "welcome" {
+                // Joining verifies the whole log from its genesis.
+                match RoomId::new(e.room.as_bytes())
+                    .and_then(|id| Room::join(&self.identity, self.id(), &id, &e.bytes))
+                {
+                    Ok((room, out)) => {
+                        println!(
+                            "  {:>5} joins {} (created by {})",
+                            self.name, e.room, e.from
+                        );
+                        self.rooms.insert(e.room.clone(), room);
+                        shares.push((e.room.clone(), out));
+                    }
+                    Err(err) => {
+                        println!("  {:>5} refuses a welcome to {}: {err}", self.name, e.room);
+                        results.push(Err(err));
+                    }
+                }
+                continue;
+            }
             let Some(room) = self.rooms.get_mut(&e.room) else {
                 results.push(Err(Error::NotAMember));
                 continue;
             };
-            if e.kind == "key share" {
-                if let Err(err) = room.receive_share(&self.identity, &member(&e.from), &e.bytes) {
-                    println!(
-                        "  {:>5} refuses a key share from {}: {err}",
-                        self.name, e.from
-                    );
-                    results.push(Err(err));
+            match e.kind {
+                "key share" => {
+                    if let Err(err) = room.receive_share(&self.identity, &e.bytes) {
+                        println!(
+                            "  {:>5} refuses a key share from {}: {err}",
+                            self.name, e.from
+                        );
+                        results.push(Err(err));
+                    }
                 }
-            } else {
-                messages.push(e);
+                "update" => match room.apply_update(&self.identity, &e.bytes) {
+                    Ok(applied) => {
+                        println!(
+                            "  {:>5} applies {}'s signed update to {}: {} change(s)",
+                            self.name,
+                            e.from,
+                            e.room,
+                            applied.events.len()
+                        );
+                        shares.push((e.room.clone(), applied.shares));
+                    }
+                    Err(err) => {
+                        println!(
+                            "  {:>5} refuses an update from {}: {err}",
+                            self.name, e.from
+                        );
+                        results.push(Err(err));
+                    }
+                },
+                _ => messages.push(e),
             }
+        }
+        for (room, out) in shares {
+            self.post_shares(relay, &room, out);
         }
         for e in messages {
             let Some(room) = self.rooms.get_mut(&e.room) else {
@@ -172,11 +241,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (mut alice, mut bob, mut carol) =
         (Phone::new("alice"), Phone::new("bob"), Phone::new("carol"));
 
-    println!("1. A group secret chat: alice, bob, carol");
+    println!("1. A group secret chat: alice creates it with bob and carol");
     let members = [alice.entry(), bob.entry(), carol.entry()];
-    for p in [&mut alice, &mut bob, &mut carol] {
-        p.create(&mut relay, "friends", &members)?;
-    }
+    alice.create(&mut relay, "friends", &members)?;
+    bob.receive(&mut relay);
+    carol.receive(&mut relay);
+    alice.receive(&mut relay);
+    bob.receive(&mut relay);
+    carol.receive(&mut relay);
     alice.say(
         &mut relay,
         "friends",
@@ -197,9 +269,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n2. A 1:1 secret chat: alice and bob");
     let pair = [alice.entry(), bob.entry()];
     alice.create(&mut relay, "alice+bob", &pair)?;
-    bob.create(&mut relay, "alice+bob", &pair)?;
-    alice.receive(&mut relay);
     bob.receive(&mut relay);
+    alice.receive(&mut relay);
     bob.say(
         &mut relay,
         "alice+bob",
@@ -214,14 +285,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     show_public_key_image(&alice, &bob)?;
 
-    println!("\n3. Carol leaves the group: alice and bob remove her and rotate");
-    for p in [&mut alice, &mut bob] {
-        let room = p.rooms.get_mut("friends").ok_or("no room")?;
-        let shares = room.remove_member(&p.identity, &member("carol"))?;
-        p.post_shares(&mut relay, "friends", shares);
-    }
+    println!("\n3. Alice (the creator: an admin) removes carol by a signed update");
+    let room = alice.rooms.get_mut("friends").ok_or("no room")?;
+    let change = room.remove_member(&alice.identity, &member("carol"))?;
+    alice.post_update(&mut relay, "friends", &change.update, &["bob", "carol"]);
+    alice.post_shares(&mut relay, "friends", change.shares);
+    bob.receive(&mut relay); // applies the removal, rotates, shares with alice
     alice.receive(&mut relay);
-    bob.receive(&mut relay);
+    carol.receive(&mut relay);
+    check(
+        carol.rooms.get("friends").is_some_and(|r| !r.is_member()),
+        "carol's own device applied her removal",
+    )?;
     alice.say(
         &mut relay,
         "friends",
@@ -242,26 +317,23 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let old_bob_public = bob.identity.public().clone();
     bob.identity = IdentityKeyPair::generate();
     bob.rooms.clear();
-    let new_pair = [alice.entry(), bob.entry()];
-    bob.create(&mut relay, "alice+bob", &new_pair)?;
-    let refused = alice.receive(&mut relay);
-    check(
-        refused
-            .iter()
-            .any(|r| matches!(r, Err(Error::IdentityChanged))),
-        "alice's old room refuses bob's new key: IdentityChanged",
-    )?;
     let room = alice.rooms.get("alice+bob").ok_or("no room")?;
+    check(
+        matches!(
+            room.check_member(&member("bob"), bob.identity.public()),
+            Err(Error::IdentityChanged)
+        ),
+        "alice's room refuses bob's new key: IdentityChanged",
+    )?;
     check(
         room.pinned_identity(&member("bob")) == Some(&old_bob_public),
         "the old room still pins bob's old key",
     )?;
-    println!("  alice's app starts a new secret chat with bob");
+    println!("  alice's app starts a new secret chat with bob (a fresh random room id)");
+    let new_pair = [alice.entry(), bob.entry()];
     alice.create(&mut relay, "alice+bob#2", &new_pair)?;
-    bob.rooms.remove("alice+bob");
-    bob.create(&mut relay, "alice+bob#2", &new_pair)?;
-    alice.receive(&mut relay);
     bob.receive(&mut relay);
+    alice.receive(&mut relay);
     alice.say(&mut relay, "alice+bob#2", "Welcome back, Bob.", &["bob"])?;
     check(
         bob.receive(&mut relay).iter().any(|r| r.is_ok()),

@@ -151,6 +151,14 @@ pub enum Error {
     /// A stored blob of another kind than asked for (an identity blob
     /// imported as a room, or the reverse).
     WrongStateKind,
+    /// A key share carries a sender key whose id or signing key another
+    /// member already holds: an attempt to pass one member's key off as
+    /// another's (or to collide with it). Final; nothing was accepted, and
+    /// the genuine owner's share is still accepted.
+    KeyOfAnotherMember,
+    /// A welcome carries a device bundle whose identity is not the one its
+    /// membership log gives that member: forged or mixed up. Final.
+    WelcomeMismatch,
     /// A membership operation, genesis or log was refused by a membership
     /// rule (see [`MembershipError`]). Final: retrying the same bytes cannot
     /// help.
@@ -271,6 +279,12 @@ impl fmt::Display for Error {
             Self::DuplicateMember => f.write_str("the same member id appears twice"),
             Self::DuplicateIdentity => f.write_str("the same identity appears under two member ids"),
             Self::WrongStateKind => f.write_str("stored blob is of another kind (identity vs room)"),
+            Self::KeyOfAnotherMember => {
+                f.write_str("sender key id or signing key already held by another member")
+            }
+            Self::WelcomeMismatch => {
+                f.write_str("welcome bundle does not match the identity the log gives the member")
+            }
             Self::BadPossessionProof => {
                 f.write_str("sender key proof of possession does not verify")
             }

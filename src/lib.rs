@@ -27,15 +27,18 @@ pub use attachment::AttachmentPointer;
 pub use content::{Content, LinkPreview};
 pub use error::{AttachmentError, DecodeError, Error};
 pub use fingerprint::{
-    Fingerprint, ImageKind, KeyImage, PairVerification, RoomDigest, ScannablePayload, TerminalMode,
-    room_digest,
+    Fingerprint, ImageError, ImageKind, KeyImage, PairVerification, RoomDigest, ScannablePayload,
+    TerminalMode, room_digest,
 };
 pub use identity::{IdentityId, IdentityKeyPair, PublicIdentity};
 pub use ids::{MemberId, RoomId, SenderKeyId};
 pub use keyshare::{KeyShare, Recipient, open_share, seal_shares, seal_shares_with_rng};
 pub use labels::limits;
 pub use message::{Decrypted, Message};
-pub use room::{Outgoing, OutgoingShare, Received, Room, RotationPolicy};
+pub use room::{
+    AcceptedShare, Applied, MembershipChange, Missing, Outgoing, OutgoingShare, Received, Room,
+    RoomOptions, RotationPolicy,
+};
 pub use sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode, SharedSenderKey};
 pub use share_key::{DeviceBundle, ShareKeyPolicy, SignedShareKey, Suite};
 pub use storage::StorageKey;

@@ -738,6 +738,11 @@ impl InboundSenderKey {
         self.mode
     }
 
+    /// The public half of the sender key's signing key (group mode only).
+    pub fn signing_public(&self) -> Option<&VerifyingKey> {
+        self.signing_public.as_ref()
+    }
+
     /// The epoch this key belongs to.
     pub fn epoch(&self) -> u32 {
         self.epoch

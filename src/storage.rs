@@ -323,8 +323,11 @@ mod tests {
             RoomId::new(b"r").unwrap(),
             MemberId::new(b"alice").unwrap(),
             &members,
-            crate::Suite::XWing,
-            crate::RotationPolicy::default(),
+            &crate::room::RoomOptions {
+                suite: crate::Suite::XWing,
+                rotation: crate::RotationPolicy::default(),
+                ..Default::default()
+            },
             5,
             &mut rng,
         )

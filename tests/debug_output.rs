@@ -79,8 +79,11 @@ fn debug_output_is_pinned_and_secret_free() {
         RoomId::new(b"r").unwrap(),
         a,
         &members,
-        secret_chat::Suite::XWing,
-        RotationPolicy::default(),
+        &secret_chat::RoomOptions {
+            suite: secret_chat::Suite::XWing,
+            rotation: RotationPolicy::default(),
+            ..Default::default()
+        },
         0,
         &mut rng,
     )

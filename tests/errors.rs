@@ -24,8 +24,11 @@ fn create(
         RoomId::new(b"errors").unwrap(),
         m(who),
         list,
-        Suite::XWing,
-        RotationPolicy::default(),
+        &secret_chat::RoomOptions {
+            suite: Suite::XWing,
+            rotation: RotationPolicy::default(),
+            ..Default::default()
+        },
         1_000,
         &mut VectorRng::new(b"rng"),
     )

@@ -49,15 +49,32 @@ struct World {
 fn world(names: &[&str], policy: RotationPolicy) -> World {
     let mut devices: Vec<Device> = names.iter().map(|n| Device::new(n)).collect();
     let members: Vec<_> = devices.iter().map(Device::entry).collect();
+    let opts = secret_chat::RoomOptions {
+        rotation: policy,
+        ..Default::default()
+    };
     let mut rooms = Vec::new();
     let mut all_shares = Vec::new();
-    for d in devices.iter_mut() {
-        let (r, s) = Room::create_with_rng(
+    let d0 = &mut devices[0];
+    let (r0, s0) = Room::create_with_rng(
+        &d0.identity,
+        RoomId::new(b"stored room").unwrap(),
+        d0.name.clone(),
+        &members,
+        &opts,
+        1_000,
+        &mut d0.rng,
+    )
+    .unwrap();
+    let welcome = r0.welcome(&d0.identity).unwrap();
+    rooms.push(r0);
+    all_shares.push((d0.name.clone(), s0));
+    for d in devices.iter_mut().skip(1) {
+        let (r, s) = Room::join_with_rng(
             &d.identity,
-            RoomId::new(b"stored room").unwrap(),
             d.name.clone(),
-            &members,
-            secret_chat::Suite::XWing,
+            &RoomId::new(b"stored room").unwrap(),
+            &welcome,
             policy,
             1_000,
             &mut d.rng,
@@ -82,7 +99,7 @@ impl World {
         let mut log = String::new();
         for s in shares {
             let i = self.index_of(&s.to);
-            let r = self.rooms[i].receive_share_at(&self.devices[i].identity, from, &s.bytes, now);
+            let r = self.rooms[i].receive_share_at(&self.devices[i].identity, &s.bytes, now);
             log.push_str(&format!("share {:?}->{:?}: {r:?}; ", from, s.to));
         }
         log
@@ -512,7 +529,7 @@ fn skipped_keys_survive_export_import() {
     let key = StorageKey::generate();
     let blob = w.rooms[1].export(&key).unwrap();
     let mut ben = Room::import(&blob, &key).unwrap();
-    assert_eq!(ben.missing()[0].2, vec![0, 1, 2]);
+    assert_eq!(ben.missing()[0].indices, vec![0, 1, 2]);
     for i in [2usize, 0, 1] {
         let got = ben.decrypt_at(&msgs[i], 1_000).unwrap();
         assert_eq!((got.index, got.plaintext()), (i as u32, &[i as u8; 5][..]));

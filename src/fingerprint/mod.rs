@@ -437,6 +437,12 @@ pub fn room_digest(members: &[(MemberId, PublicIdentity)]) -> Result<RoomDigest,
 }
 
 impl RoomDigest {
+    /// Wraps 32 digest bytes (the membership digest a [`Room`](crate::Room)
+    /// computes, or bytes read back from storage).
+    pub fn from_bytes(bytes: [u8; ROOM_DIGEST_LEN]) -> Self {
+        Self(bytes)
+    }
+
     /// Computes the digest from already computed fingerprints (any order).
     ///
     /// # Errors

@@ -78,6 +78,11 @@ pub(crate) struct World {
     pub(crate) dave: IdentityKeyPair,
     pub(crate) group_members: Vec<(MemberId, DeviceBundle)>,
     pub(crate) dm_members: Vec<(MemberId, DeviceBundle)>,
+    /// The welcomes of the two rooms (alice created both).
+    pub(crate) group_welcome: Vec<u8>,
+    pub(crate) dm_welcome: Vec<u8>,
+    /// The genuine membership instances: (group alice, group carol, dm alice).
+    pub(crate) instances: [[u8; 32]; 3],
     pub(crate) shares: Vec<GenuineShare>,
     pub(crate) messages: Vec<GenuineMessage>,
     /// A message under bob's own sender key (the relay reflecting it back).
@@ -107,7 +112,29 @@ fn create(
         RoomId::new(room).unwrap(),
         member(name),
         members,
-        secret_chat::Suite::XWing,
+        &secret_chat::RoomOptions {
+            suite: secret_chat::Suite::XWing,
+            rotation: RotationPolicy::default(),
+            ..Default::default()
+        },
+        NOW,
+        &mut VectorRng::new(seed),
+    )
+    .unwrap()
+}
+
+fn join(
+    me: &IdentityKeyPair,
+    name: &str,
+    room: &[u8],
+    welcome: &[u8],
+    seed: &[u8],
+) -> (Room, Vec<OutgoingShare>) {
+    Room::join_with_rng(
+        me,
+        member(name),
+        &RoomId::new(room).unwrap(),
+        welcome,
         RotationPolicy::default(),
         NOW,
         &mut VectorRng::new(seed),
@@ -117,12 +144,12 @@ fn create(
 
 /// Bob's room as every input starts it (deterministic: same seed each time).
 fn bob_room(w: &World) -> Room {
-    create(&w.bob, "bob", b"group", &w.group_members, b"fuzz/bob-room").0
+    join(&w.bob, "bob", b"group", &w.group_welcome, b"fuzz/bob-room").0
 }
 
 /// Dave's room as every input starts it.
 fn dave_room(w: &World) -> Room {
-    create(&w.dave, "dave", b"dm", &w.dm_members, b"fuzz/dave-room").0
+    join(&w.dave, "dave", b"dm", &w.dm_welcome, b"fuzz/dave-room").0
 }
 
 fn share_to<'a>(shares: &'a [OutgoingShare], to: &str) -> &'a [u8] {
@@ -184,11 +211,12 @@ fn build_world() -> World {
         &group_members,
         b"fuzz/alice-room",
     );
-    let (mut rc, sc) = create(
+    let group_welcome = ra.welcome(&alice).unwrap();
+    let (mut rc, sc) = join(
         &carol,
         "carol",
         b"group",
-        &group_members,
+        &group_welcome,
         b"fuzz/carol-room",
     );
     shares.push(GenuineShare {
@@ -218,6 +246,13 @@ fn build_world() -> World {
 
     // The pairwise room: alice sends to dave.
     let (mut rd, sd) = create(&alice, "alice", b"dm", &dm_members, b"fuzz/alice-dm");
+    let dm_welcome = rd.welcome(&alice).unwrap();
+    let instance = |r: &Room, n: &str| *r.membership().instance_of(&member(n)).unwrap().as_bytes();
+    let instances = [
+        instance(&ra, "alice"),
+        instance(&ra, "carol"),
+        instance(&rd, "alice"),
+    ];
     shares.push(GenuineShare {
         room: 1,
         from: member("alice"),
@@ -233,6 +268,9 @@ fn build_world() -> World {
         dave,
         group_members,
         dm_members,
+        group_welcome,
+        dm_welcome,
+        instances,
         shares,
         messages,
         reflected: Vec::new(),
@@ -256,11 +294,12 @@ fn build_world() -> World {
             (&w.dave, w.alice.public())
         };
         let room = share.room().clone();
-        let key = share.open(me, sender, &room, s.epoch, &[0; 32]).unwrap();
+        let instance = *share.sender_instance();
+        let key = share.open(me, sender, &room, s.epoch, &instance).unwrap();
         let binding = secret_chat::testing::sender_key_binding(
             &room,
             &sender.signing_key().to_bytes(),
-            &[0u8; 32],
+            &instance,
             s.epoch,
         );
         w.opened.push((room, s.epoch, key, binding));
@@ -420,11 +459,15 @@ pub(crate) fn key_share(data: &[u8]) {
         share
     );
     let w = world();
-    let pairs = [(&w.bob, &w.alice), (&w.bob, &w.carol), (&w.dave, &w.alice)];
-    for (me, sender) in pairs {
+    let pairs = [
+        (&w.bob, &w.alice, &w.instances[0]),
+        (&w.bob, &w.carol, &w.instances[1]),
+        (&w.dave, &w.alice, &w.instances[2]),
+    ];
+    for (me, sender, instance) in pairs {
         let room = share.room().clone();
         if share
-            .open(me, sender.public(), &room, share.epoch(), &[0; 32])
+            .open(me, sender.public(), &room, share.epoch(), instance)
             .is_ok()
         {
             assert!(
@@ -670,7 +713,9 @@ impl Model {
     fn genuine_share(&mut self, w: &World, k: usize) {
         let s = &w.shares[k];
         let me = self.receiver(w, s.room);
-        let got = self.rooms[s.room].receive_share_at(me, &s.from, &s.bytes, NOW);
+        let got = self.rooms[s.room]
+            .receive_share_at(me, &s.bytes, NOW)
+            .map(|_| ());
         if self.last(s.room, &s.from).is_some_and(|l| s.epoch <= l) {
             assert_eq!(
                 got,
@@ -737,7 +782,9 @@ impl Model {
             return self.genuine_share(w, k);
         }
         let me = self.receiver(w, room);
-        let got = self.rooms[room].receive_share_at(me, from, bytes, NOW);
+        let got = self.rooms[room]
+            .receive_share_at(me, bytes, NOW)
+            .map(|_| ());
         assert!(got.is_err(), "room {room} accepted a non-genuine share");
     }
 }
@@ -935,10 +982,10 @@ pub(crate) fn scannable_payload(data: &[u8]) {
 /// Seeds for the two targets above.
 fn storage_and_payload_seeds(w: &World, out: &mut Vec<(&'static str, String, Vec<u8>)>) {
     let key = storage_key();
-    let (room, _) = create(&w.bob, "bob", b"group", &w.group_members, b"fuzz/seed-room");
+    let (room, _) = join(&w.bob, "bob", b"group", &w.group_welcome, b"fuzz/seed-room");
     let mut room = room;
     for s in w.shares.iter().filter(|s| s.room == 0) {
-        let _ = room.receive_share_at(&w.bob, &s.from, &s.bytes, NOW);
+        let _ = room.receive_share_at(&w.bob, &s.bytes, NOW);
     }
     for m in w.messages.iter().filter(|m| m.room == 0).skip(1).step_by(2) {
         let _ = room.decrypt_at(&m.bytes, NOW);
