@@ -1139,13 +1139,21 @@ impl Membership {
                 .unwrap_or(u32::MAX)
                 .to_be_bytes(),
         );
+        // Entries are gathered in chunks and hashed in large updates: many
+        // small updates cost more than the hashing itself.
+        let mut buf = Vec::with_capacity(64 * 1024);
         for (m, p) in &self.view.present {
             let id = m.as_bytes();
-            h.update(u16::try_from(id.len()).unwrap_or(u16::MAX).to_be_bytes());
-            h.update(id);
-            h.update(p.identity.as_bytes());
-            h.update(self.instance_id(p.inst).0);
+            buf.extend_from_slice(&u16::try_from(id.len()).unwrap_or(u16::MAX).to_be_bytes());
+            buf.extend_from_slice(id);
+            buf.extend_from_slice(p.identity.as_bytes());
+            buf.extend_from_slice(&self.instance_id(p.inst).0);
+            if buf.len() > 60 * 1024 {
+                h.update(&buf);
+                buf.clear();
+            }
         }
+        h.update(&buf);
         h.finalize().into()
     }
 
