@@ -1031,6 +1031,22 @@ impl Membership {
     }
 
     /// The current instance of a present member.
+    ///
+    /// ```
+    /// # use secret_chat::membership::{Genesis, IdentityKey, Membership, RoomPolicy};
+    /// # use secret_chat::{IdentityKeyPair, MemberId, RoomId};
+    /// # let (alice, bob, carol) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b, c) = (MemberId::new(b"a").unwrap(), MemberId::new(b"b").unwrap(), MemberId::new(b"c").unwrap());
+    /// # let room = RoomId::new(b"r").unwrap();
+    /// # let members = [(a.clone(), IdentityKey::of(&alice)), (b.clone(), IdentityKey::of(&bob))];
+    /// # let g = Genesis::create(&alice, &room, 2, RoomPolicy::default(), &a, &members, &[]).unwrap();
+    /// let mut m = Membership::new(g.clone());
+    /// assert_eq!(m.instance_of(&a).unwrap().as_bytes(), g.id().as_bytes());
+    /// m.remove(&alice, &b).unwrap();
+    /// assert_eq!(m.instance_of(&b), None);
+    /// let again = m.add(&alice, &b, &IdentityKey::of(&bob)).unwrap();
+    /// assert_eq!(m.instance_of(&b).unwrap().as_bytes(), again.id().as_bytes());
+    /// ```
     pub fn instance_of(&self, member: &MemberId) -> Option<InstanceId> {
         self.view
             .present
@@ -1048,6 +1064,22 @@ impl Membership {
     }
 
     /// The present members, sorted by member id, with identity and instance.
+    ///
+    /// ```
+    /// # use secret_chat::membership::{Genesis, IdentityKey, Membership, RoomPolicy};
+    /// # use secret_chat::{IdentityKeyPair, MemberId, RoomId};
+    /// # let (alice, bob, carol) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b, c) = (MemberId::new(b"a").unwrap(), MemberId::new(b"b").unwrap(), MemberId::new(b"c").unwrap());
+    /// # let room = RoomId::new(b"r").unwrap();
+    /// # let members = [(a.clone(), IdentityKey::of(&alice)), (b.clone(), IdentityKey::of(&bob))];
+    /// # let g = Genesis::create(&alice, &room, 2, RoomPolicy::default(), &a, &members, &[]).unwrap();
+    /// let mut m = Membership::new(g);
+    /// m.add(&bob, &c, &IdentityKey::of(&carol)).unwrap();
+    /// let ids: Vec<_> = m.members().map(|(id, _, _)| id.clone()).collect();
+    /// assert_eq!(ids, [a, b, c]);
+    /// assert_eq!(m.identity_of(&ids[2]), Some(&IdentityKey::of(&carol)));
+    /// assert_eq!(m.member_with_identity(&IdentityKey::of(&carol)), Some(&ids[2]));
+    /// ```
     pub fn members(&self) -> impl Iterator<Item = (&MemberId, &IdentityKey, InstanceId)> + '_ {
         self.view
             .present
@@ -1139,13 +1171,21 @@ impl Membership {
                 .unwrap_or(u32::MAX)
                 .to_be_bytes(),
         );
+        // Entries are gathered in chunks and hashed in large updates: many
+        // small updates cost more than the hashing itself.
+        let mut buf = Vec::with_capacity(64 * 1024);
         for (m, p) in &self.view.present {
             let id = m.as_bytes();
-            h.update(u16::try_from(id.len()).unwrap_or(u16::MAX).to_be_bytes());
-            h.update(id);
-            h.update(p.identity.as_bytes());
-            h.update(self.instance_id(p.inst).0);
+            buf.extend_from_slice(&u16::try_from(id.len()).unwrap_or(u16::MAX).to_be_bytes());
+            buf.extend_from_slice(id);
+            buf.extend_from_slice(p.identity.as_bytes());
+            buf.extend_from_slice(&self.instance_id(p.inst).0);
+            if buf.len() > 60 * 1024 {
+                h.update(&buf);
+                buf.clear();
+            }
         }
+        h.update(&buf);
         h.finalize().into()
     }
 
