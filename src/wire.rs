@@ -88,7 +88,11 @@ impl<'a> Reader<'a> {
     /// Reads a `u32` element count of at most `max`, also checking that at
     /// least `count * min_elem_len` bytes remain, so a caller may
     /// `Vec::with_capacity(count)` safely.
-    pub(crate) fn count32(&mut self, max: usize, min_elem_len: usize) -> Result<usize, DecodeError> {
+    pub(crate) fn count32(
+        &mut self,
+        max: usize,
+        min_elem_len: usize,
+    ) -> Result<usize, DecodeError> {
         let n = usize::try_from(self.u32()?).map_err(|_| DecodeError::LengthLimit)?;
         if n > max {
             return Err(DecodeError::LengthLimit);

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 /// `tests/fuzz/`: symlinks into `fuzz/` in the repository, real directories in
 /// the packaged crate.
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fuzz")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fuzz")
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
