@@ -12,6 +12,7 @@ use core::fmt;
 /// Every decoder of this crate is total: any input gives a value or one of
 /// these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The input ended before the structure did.
@@ -27,6 +28,9 @@ pub enum DecodeError {
     /// A field holds a value outside its allowed set (an unknown tag, a
     /// non-canonical encoding, a zero where none is allowed).
     InvalidValue,
+    /// A field that needs at least one byte was empty (an empty room or
+    /// member id, an empty text form).
+    Empty,
 }
 
 impl fmt::Display for DecodeError {
@@ -38,6 +42,7 @@ impl fmt::Display for DecodeError {
             Self::UnsupportedSuite(s) => write!(f, "unsupported cipher suite {s}"),
             Self::LengthLimit => f.write_str("length field over its limit"),
             Self::InvalidValue => f.write_str("invalid field value"),
+            Self::Empty => f.write_str("empty where at least one byte is required"),
         }
     }
 }
@@ -48,6 +53,7 @@ impl core::error::Error for DecodeError {}
 ///
 /// A failed operation leaves every state it was given exactly as it was.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Error {
     /// The bytes are not a well-formed encoding (see [`DecodeError`]).
@@ -190,6 +196,7 @@ impl Error {
 /// final: the operation is not stored, and the same bytes will be refused
 /// again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum MembershipError {
     /// The author is not a present member in the operation's causal past

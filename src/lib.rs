@@ -20,8 +20,15 @@ pub mod room;
 pub mod sender_key;
 pub mod share_key;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
-pub mod wire;
+mod wire;
+
+/// The `rand_core` release this crate's `_with_rng` functions take
+/// (`R: rand_core::CryptoRng`), re-exported so an app can name the bound
+/// (or implement it for its own RNG) without guessing the matching version.
+pub use rand_core;
 
 pub use attachment::AttachmentPointer;
 pub use content::{Content, LinkPreview};

@@ -259,7 +259,7 @@ impl Room {
     /// let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle())];
     /// let id = RoomId::new(b"room-42").unwrap();
     /// let (mut at_alice, shares_a) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
-    /// let (at_bob, _) = Room::create(&bob, id, b.clone(), &members).unwrap();
+    /// let (at_bob, _) = Room::join(&bob, b.clone(), &id, &at_alice.welcome(&alice).unwrap()).unwrap();
     ///
     /// // Bob's app stops: it saves the room, and later loads it back.
     /// let key = StorageKey::generate();
@@ -267,7 +267,7 @@ impl Room {
     /// drop(at_bob);
     /// let mut at_bob = Room::import(&blob, &key).unwrap();
     ///
-    /// at_bob.receive_share(&bob, &a, &shares_a[0].bytes).unwrap();
+    /// at_bob.receive_share(&bob, &shares_a[0].bytes).unwrap();
     /// let sent = at_alice.encrypt(&alice, b"still there?").unwrap();
     /// assert_eq!(at_bob.decrypt(&sent.message).unwrap().plaintext(), b"still there?");
     /// ```

@@ -1,5 +1,10 @@
 //! A deterministic RNG for known-answer vectors and reproducible tests.
 //!
+//! Only built with the non-default `testing` feature: a deterministic RNG
+//! makes every key it draws predictable, so an app must never enable it (the
+//! crate's own tests, benches and fuzz targets do). Enable it in a
+//! `[dev-dependencies]` entry, never in `[dependencies]`.
+//!
 //! Every operation that draws randomness has a `_with_rng` form; feeding it a
 //! [`VectorRng`] makes its output reproducible. The published vectors in
 //! `tests/vectors/` are generated this way, and `docs/PROTOCOL.md` defines the

@@ -2,12 +2,24 @@
 //! every file under `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/`
 //! goes through the same check function the libFuzzer target runs (one copy
 //! of the logic: `fuzz/fuzz_targets/common/mod.rs`).
+//!
+//! `tests/fuzz/{common,corpus,regressions}` are symlinks into `fuzz/`: Cargo
+//! never packages `fuzz/` (a package of its own), but it packages these links
+//! as files, so the published crate's tests replay the same corpus.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../fuzz/fuzz_targets/common/mod.rs"]
+#[path = "fuzz/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
+
+/// `tests/fuzz/`: symlinks into `fuzz/` in the repository, real directories in
+/// the packaged crate.
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fuzz")
+}
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -27,9 +39,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn replay(kind: &str, require: bool) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz")
-        .join(kind);
+    let root = fuzz_dir().join(kind);
     for (name, check) in common::TARGETS {
         let inputs = files(&root.join(name));
         assert!(
@@ -74,9 +84,7 @@ fn generated_seeds_pass() {
 #[test]
 fn seed_corpus_is_committed_and_current() {
     let regenerate = std::env::var_os("REGENERATE_VECTORS").is_some();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz")
-        .join("corpus");
+    let root = fuzz_dir().join("corpus");
     for (target, name, data) in common::seeds() {
         let dir = root.join(target);
         let path = dir.join(format!("seed-{name}"));

@@ -17,8 +17,8 @@ use secret_chat::storage::StorageKey;
 use secret_chat::testing::VectorRng;
 use secret_chat::{
     DeviceBundle, Error, Fingerprint, IdentityKeyPair, InboundSenderKey, KeyShare, MemberId,
-    Message, PairVerification, PublicIdentity, Room, RoomId, ScannablePayload, SenderKeyMode,
-    SharedSenderKey,
+    Message, PairVerification, PublicIdentity, Room, RoomId, ScannablePayload, SenderKeyId,
+    SenderKeyMode, SharedSenderKey,
 };
 
 /// A target's check: panics when the library breaks a promise.
@@ -40,6 +40,7 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("content", content),
     ("attachment_chunk", attachment_chunk),
     ("membership", membership),
+    ("id_text", id_text),
 ];
 
 /// The clock every room in the world uses (Unix seconds).
@@ -319,6 +320,7 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut out: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
     storage_and_payload_seeds(w, &mut out);
     attachment::seeds(&mut out);
+    id_text_seeds(&mut out);
     for (i, id) in [&w.alice, &w.bob, &w.carol, &w.dave].iter().enumerate() {
         let b = id.public().to_bytes().to_vec();
         out.push(("public_identity", format!("genuine-{i}"), b.clone()));
@@ -977,6 +979,48 @@ pub(crate) fn scannable_payload(data: &[u8]) {
     }
     let genuine = on_alice.payload().to_bytes();
     assert_eq!(on_bob.verify_scanned(data).is_ok(), data == genuine);
+}
+
+/// The ids' text form (`FromStr`) and byte constructors: total, and one text
+/// form per id (whatever parses prints back as the same text; every id's
+/// text parses back to the same id).
+pub(crate) fn id_text(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(id) = text.parse::<RoomId>() {
+            assert_eq!(id.to_string(), text);
+        }
+        if let Ok(id) = text.parse::<MemberId>() {
+            assert_eq!(id.to_string(), text);
+        }
+        if let Ok(id) = text.parse::<SenderKeyId>() {
+            assert_eq!(id.to_string(), text);
+        }
+    }
+    if let Ok(id) = MemberId::new(data) {
+        assert_eq!(id.to_string().parse::<MemberId>().unwrap(), id);
+    }
+    if let Ok(id) = RoomId::try_from(data) {
+        assert_eq!(id.to_string().parse::<RoomId>().unwrap(), id);
+    }
+    if let Ok(id) = SenderKeyId::try_from(data) {
+        assert_eq!(id.to_string().parse::<SenderKeyId>().unwrap(), id);
+    }
+}
+
+/// Seeds for `id_text`: each kind of text form, and bytes that are not text.
+fn id_text_seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>) {
+    let seeds: [(&str, &[u8]); 7] = [
+        ("text", b"alice@example.org"),
+        ("hex", b"0xff00"),
+        ("hex-of-text", b"0x616c696365"),
+        ("empty-hex", b"0x"),
+        ("sender-key-id", b"000102030405060708090a0b0c0d0e0f"),
+        ("spaces", b" a b "),
+        ("not-utf8", &[0xff, 0xfe, 0x00, 0x0a]),
+    ];
+    for (name, bytes) in seeds {
+        out.push(("id_text", name.into(), bytes.to_vec()));
+    }
 }
 
 /// Seeds for the two targets above.
