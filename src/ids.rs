@@ -99,7 +99,7 @@ impl fmt::Debug for SenderKeyId {
 }
 
 /// Prints printable ASCII as is and everything else as `\xNN`.
-struct Escaped<'a>(&'a [u8]);
+pub(crate) struct Escaped<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -12,15 +12,17 @@ pub mod ids;
 pub mod keyshare;
 pub mod labels;
 pub mod message;
+pub mod record;
 mod rng;
 pub mod room;
 pub mod sender_key;
 pub mod share_key;
 pub mod storage;
+pub mod store;
 pub mod testing;
 pub mod wire;
 
-pub use error::{DecodeError, Error};
+pub use error::{BackendError, DecodeError, Error};
 pub use fingerprint::{
     Fingerprint, ImageKind, KeyImage, PairVerification, RoomDigest, ScannablePayload, TerminalMode,
     room_digest,
