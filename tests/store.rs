@@ -213,63 +213,61 @@ fn wrong_storage_key_is_refused() {
 
 #[test]
 fn records_moved_between_rooms_kinds_and_keys_are_refused() {
-    let (good, _) = built();
-    let n = names();
-    // names[0] (identity) and names[4] (room-a, bob's... no: index 4 is
-    // room-a inbound ann) were both last written at generation 3.
-    let identity = good.get(&n[0]).unwrap().unwrap();
-    let ann_a = good.get(&n[4]).unwrap().unwrap();
-    let same_gen = |to: &RecordKey, blob: &[u8]| {
-        let mut s = good.clone();
-        s.put(to.clone(), blob.to_vec()).unwrap();
-        s
-    };
-    // Same kind and generation, another room or member: the tag refuses it.
-    let ann_b = RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room-b", b"ann").unwrap();
-    let bob_a = RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room-a", b"bob").unwrap();
-    for to in [&ann_b, &bob_a] {
-        // Replace the record there by ann's, keeping the digest right: the
-        // destination must have held a generation-3 record, so we fake that
-        // by moving rather than copying: swap the two names' rows.
-        let mut s = good.clone();
-        s.delete(n[4].clone()).unwrap();
-        s.put(to.clone(), ann_a.clone()).unwrap();
-        // The digest now lists `to` instead of ann: refused at open.
-        assert_eq!(load_all(s, None).unwrap_err(), Error::StoreInconsistent);
-    }
-    // The envelope alone, opened under another name, fails its tag.
     let sealer = secret_chat::record::RecordSealer::new(&key());
-    for to in [&ann_b, &bob_a] {
-        assert_eq!(sealer.open(to, &ann_a).unwrap_err(), Error::StorageDecrypt);
-    }
-    // Swapping two records of one generation keeps the digest: the tags
-    // refuse them when read.
-    let mut s = same_gen(&n[4], &identity);
-    s.put(n[0].clone(), ann_a.clone()).unwrap();
-    let store = SealedStore::open(s, &key(), Some(3)).unwrap_err();
-    // Kinds differ (identity vs inbound keys): refused at open already.
-    assert_eq!(store, Error::StoreInconsistent);
+    let core_a = RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-a", b"").unwrap();
     let core_b = RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-b", b"").unwrap();
     let log_a = RecordKey::new(RECORD_KIND_MEMBERSHIP_LOG, b"room-a", b"").unwrap();
+    let ann_a = RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room-a", b"ann").unwrap();
+    let bob_a = RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room-a", b"bob").unwrap();
+    let ann_b = RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room-b", b"ann").unwrap();
+    let all = [&core_a, &core_b, &log_a, &ann_a, &bob_a, &ann_b];
+    // Every record written in one batch, so all carry generation 1 and
+    // swapping two of them keeps the store digest: only the tags (or, across
+    // kinds, the header's kind) can tell.
     let mut store = SealedStore::open(MemoryStore::new(), &key(), None).unwrap();
     let mut c = Changes::new();
-    c.put(core_b.clone(), b"core of b".to_vec()).unwrap();
-    c.put(n[1].clone(), b"core of a".to_vec()).unwrap();
-    c.put(log_a.clone(), b"log of a".to_vec()).unwrap();
+    for (i, n) in all.iter().enumerate() {
+        c.put((*n).clone(), vec![i as u8; 20]).unwrap();
+    }
     store.commit(&c).unwrap();
-    let mut s = store.into_backend();
-    let a = s.get(&n[1]).unwrap().unwrap();
-    let b = s.get(&core_b).unwrap().unwrap();
-    s.put(n[1].clone(), b).unwrap();
-    s.put(core_b.clone(), a).unwrap();
-    let store = SealedStore::open(s, &key(), Some(1)).unwrap();
-    assert_eq!(store.get(&n[1]).unwrap_err(), Error::StorageDecrypt);
-    assert_eq!(store.get(&core_b).unwrap_err(), Error::StorageDecrypt);
-    // Another kind: the header's kind is not the row's.
-    let log = store.backend().get(&log_a).unwrap().unwrap();
+    let good = store.into_backend();
+    let swapped = |x: &RecordKey, y: &RecordKey| {
+        let mut s = good.clone();
+        let (bx, by) = (good.get(x).unwrap().unwrap(), good.get(y).unwrap().unwrap());
+        s.put(x.clone(), by).unwrap();
+        s.put(y.clone(), bx).unwrap();
+        s
+    };
+    // Between rooms (same kind and key) and between keys (same room).
+    for (x, y) in [(&core_a, &core_b), (&ann_a, &ann_b), (&ann_a, &bob_a)] {
+        let store = SealedStore::open(swapped(x, y), &key(), Some(1)).unwrap();
+        assert_eq!(store.get(x).unwrap_err(), Error::StorageDecrypt);
+        assert_eq!(store.get(y).unwrap_err(), Error::StorageDecrypt);
+        // The envelope alone, opened under the other name.
+        let env = good.get(x).unwrap().unwrap();
+        assert_eq!(sealer.open(y, &env).unwrap_err(), Error::StorageDecrypt);
+    }
+    // Between kinds: the header's kind is not the row's.
     assert_eq!(
-        sealer.open(&n[1], &log).unwrap_err(),
+        SealedStore::open(swapped(&core_a, &log_a), &key(), Some(1)).unwrap_err(),
+        Error::StoreInconsistent
+    );
+    let env = good.get(&core_a).unwrap().unwrap();
+    assert_eq!(
+        sealer.open(&log_a, &env).unwrap_err(),
         Error::Malformed(DecodeError::InvalidValue)
+    );
+    // Copied to a name that held nothing: the digest refuses the store.
+    let mut s = good.clone();
+    let spare = RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room-a", b"cyd").unwrap();
+    s.put(spare, good.get(&bob_a).unwrap().unwrap()).unwrap();
+    assert_eq!(load_all(s, None).unwrap_err(), Error::StoreInconsistent);
+    // Moved to another generation (the header rewritten): the tag.
+    let mut moved = good.get(&ann_a).unwrap().unwrap();
+    moved[9] ^= 2;
+    assert_eq!(
+        sealer.open(&ann_a, &moved).unwrap_err(),
+        Error::StorageDecrypt
     );
 }
 
@@ -337,18 +335,35 @@ fn records_of_different_times_mixed_are_refused() {
     assert_eq!(load_all(s, None).unwrap_err(), Error::StoreInconsistent);
 }
 
+/// A backend shared with another writer (the test).
+struct Shared(std::rc::Rc<std::cell::RefCell<MemoryStore>>);
+
+impl Store for Shared {
+    fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error> {
+        self.0.borrow().get(key)
+    }
+    fn scan(&self, visit: &mut Visit<'_>) -> Result<(), Error> {
+        self.0.borrow().scan(visit)
+    }
+    fn apply(&mut self, batch: &Batch) -> Result<(), Error> {
+        self.0.borrow_mut().apply(batch)
+    }
+}
+
 #[test]
 fn a_record_changed_after_open_is_refused() {
     let (now, snaps) = built();
     let n = names();
-    let mut store = SealedStore::open(now, &key(), Some(3)).unwrap();
+    let shared = std::rc::Rc::new(std::cell::RefCell::new(now));
+    let store = SealedStore::open(Shared(shared.clone()), &key(), Some(3)).unwrap();
+    // Another writer puts an older copy of a record back, or adds one.
     let old = snaps[1].get(&n[4]).unwrap().unwrap();
-    // Simulate another writer: rebuild around a modified backend.
-    let mut backend = store.backend().clone();
-    backend.put(n[4].clone(), old).unwrap();
-    let _ = &mut store;
-    let reopened = SealedStore::open(backend, &key(), None);
-    assert_eq!(reopened.unwrap_err(), Error::StoreInconsistent);
+    shared.borrow_mut().put(n[4].clone(), old).unwrap();
+    assert_eq!(store.get(&n[4]).unwrap_err(), Error::StoreInconsistent);
+    let deleted = snaps[2].get(&n[1]).unwrap().unwrap();
+    shared.borrow_mut().put(n[1].clone(), deleted).unwrap();
+    assert_eq!(store.get(&n[1]).unwrap_err(), Error::StoreInconsistent);
+    assert!(store.get(&n[0]).unwrap().is_some());
 }
 
 /// A backend whose writes fail on demand.
