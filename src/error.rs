@@ -151,6 +151,10 @@ pub enum BackendError {
     Corrupt,
     /// An input/output error of the operating system: retry may help.
     Io,
+    /// Another handle (another process, or another `SealedStore` on the
+    /// same file) committed since this one read the store; nothing was
+    /// written. Open the store again and redo the call.
+    Conflict,
     /// An earlier write failed in a way that leaves unclear whether it
     /// landed; this handle refuses further work. Open the store again.
     MustReopen,
@@ -166,6 +170,7 @@ impl fmt::Display for BackendError {
             Self::ReadOnly => "store is read-only",
             Self::Corrupt => "store file is damaged or not a secret-chat store; restore a backup",
             Self::Io => "input/output error; retry may help",
+            Self::Conflict => "another writer changed the store; open it again and retry",
             Self::MustReopen => "an earlier write may or may not have landed; open the store again",
             Self::Other => "storage backend failure",
         })

@@ -510,6 +510,34 @@ mod sqlite {
     }
 
     #[test]
+    fn two_handles_on_one_file_cannot_overwrite_each_other() {
+        let d = dir("two");
+        let path = d.join("state.db");
+        let n = names();
+        let mut a = SealedStore::open(SqliteStore::open(&path).unwrap(), &key(), None).unwrap();
+        let mut b = SealedStore::open(SqliteStore::open(&path).unwrap(), &key(), None).unwrap();
+        let mut c = Changes::new();
+        c.put(n[0].clone(), b"by a".to_vec()).unwrap();
+        assert_eq!(a.commit(&c).unwrap(), 1);
+        let mut c = Changes::new();
+        c.put(n[5].clone(), b"by b".to_vec()).unwrap();
+        // b's view is stale: writing would drop a's record from the digest.
+        assert_eq!(
+            b.commit(&c).unwrap_err(),
+            Error::Backend(BackendError::Conflict)
+        );
+        drop(b);
+        let mut b = SealedStore::open(SqliteStore::open(&path).unwrap(), &key(), Some(1)).unwrap();
+        assert_eq!(b.commit(&c).unwrap(), 2);
+        drop((a, b));
+        let s = SealedStore::open(SqliteStore::open(&path).unwrap(), &key(), Some(2)).unwrap();
+        assert_eq!(&s.get(&n[0]).unwrap().unwrap()[..], b"by a");
+        assert_eq!(&s.get(&n[5]).unwrap().unwrap()[..], b"by b");
+        drop(s);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn a_foreign_database_is_refused() {
         let d = dir("foreign");
         let path = d.join("other.db");

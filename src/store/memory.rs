@@ -2,7 +2,7 @@
 //! persist elsewhere.
 
 use super::{Batch, Store, Visit};
-use crate::error::Error;
+use crate::error::{BackendError, Error};
 use crate::record::RecordKey;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -70,6 +70,11 @@ impl Store for MemoryStore {
     }
 
     fn apply(&mut self, batch: &Batch) -> Result<(), Error> {
+        if let Some((k, want)) = batch.expectation()
+            && self.records.get(k).map(Vec::as_slice) != want
+        {
+            return Err(Error::Backend(BackendError::Conflict));
+        }
         for (k, op) in batch.ops() {
             match op {
                 Some(blob) => {

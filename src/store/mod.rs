@@ -102,7 +102,11 @@ pub trait Store {
     /// Stops at the first error `visit` returns.
     fn scan(&self, visit: &mut Visit<'_>) -> Result<(), Error>;
 
-    /// Applies every operation of `batch`, all or none.
+    /// Applies every operation of `batch`, all or none. If the batch
+    /// carries an [`expectation`](Batch::expectation) and the stored value
+    /// of that name differs from it at the time of the write, applies
+    /// nothing and returns [`Error::Backend`]`(`[`BackendError::Conflict`]`)`
+    /// (the check and the write are one atomic step).
     fn apply(&mut self, batch: &Batch) -> Result<(), Error>;
 
     /// Stores `blob` under `key` (a batch of one).
@@ -126,9 +130,23 @@ pub trait Store {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Batch {
     ops: BTreeMap<RecordKey, Option<Vec<u8>>>,
+    expect: Option<(RecordKey, Option<Vec<u8>>)>,
 }
 
 impl Batch {
+    /// Makes the batch conditional: it applies only while `key` holds
+    /// exactly `current` (`None`: absent). [`SealedStore`] expects the meta
+    /// record it last read or wrote, so two handles on one store cannot
+    /// overwrite each other's commits.
+    pub fn expect(&mut self, key: RecordKey, current: Option<Vec<u8>>) {
+        self.expect = Some((key, current));
+    }
+
+    /// The condition set by [`expect`](Self::expect), if any.
+    pub fn expectation(&self) -> Option<(&RecordKey, Option<&[u8]>)> {
+        self.expect.as_ref().map(|(k, v)| (k, v.as_deref()))
+    }
+
     /// Puts `blob` under `key`.
     pub fn put(&mut self, key: RecordKey, blob: Vec<u8>) {
         self.ops.insert(key, Some(blob));
@@ -285,6 +303,8 @@ pub struct SealedStore<S: Store> {
     digest: [u8; DIGEST_LEN],
     /// Generation of every live record except the meta record.
     index: BTreeMap<RecordKey, u64>,
+    /// The meta record as last read or written (the commit precondition).
+    meta_blob: Option<Vec<u8>>,
     rolled_back_from: Option<u64>,
     poisoned: bool,
 }
@@ -382,11 +402,12 @@ impl<S: Store> SealedStore<S> {
             index.insert(name, header.generation);
             Ok(())
         })?;
-        let (generation, count, meta_digest) = match backend.get(&meta_key)? {
+        let meta_blob = backend.get(&meta_key)?;
+        let (generation, count, meta_digest) = match &meta_blob {
             None if index.is_empty() => (0, 0, [0; DIGEST_LEN]),
             None => return Err(Error::StoreInconsistent),
             Some(blob) => {
-                let opened = sealer.open(&meta_key, &blob)?;
+                let opened = sealer.open(&meta_key, blob)?;
                 let mut r = Reader::new(&opened.plaintext);
                 let count = r.u64()?;
                 let d: [u8; DIGEST_LEN] = r.array()?;
@@ -405,6 +426,7 @@ impl<S: Store> SealedStore<S> {
             generation,
             digest,
             index,
+            meta_blob,
             rolled_back_from: None,
             poisoned: false,
         })
@@ -495,7 +517,10 @@ impl<S: Store> SealedStore<S> {
     ///
     /// On an error nothing changed in this handle; if the backend failed, the
     /// handle refuses further work ([`BackendError::MustReopen`]) because a
-    /// failed write may or may not have landed: open the store again.
+    /// failed write may or may not have landed: open the store again. If
+    /// another handle committed to the same store since this one read it,
+    /// nothing is written and the error is
+    /// [`Error::Backend`]`(`[`BackendError::Conflict`]`)`: open it again.
     ///
     /// ```
     /// use secret_chat::labels::RECORD_KIND_OUTBOUND_KEY;
@@ -557,7 +582,8 @@ impl<S: Store> SealedStore<S> {
         let env = self
             .sealer
             .seal_with_rng(&meta_key, generation, meta.as_slice(), rng)?;
-        batch.put(meta_key, env);
+        batch.expect(meta_key.clone(), self.meta_blob.take());
+        batch.put(meta_key, env.clone());
         if let Err(e) = self.backend.apply(&batch) {
             self.poisoned = true;
             return Err(e);
@@ -570,6 +596,7 @@ impl<S: Store> SealedStore<S> {
         }
         self.generation = generation;
         self.digest = digest;
+        self.meta_blob = Some(env);
         Ok(generation)
     }
 

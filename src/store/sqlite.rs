@@ -167,6 +167,20 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
+        if let Some((k, want)) = batch.expectation() {
+            let mut get = tx
+                .prepare_cached(
+                    "SELECT blob FROM records WHERE kind = ?1 AND room = ?2 AND key = ?3",
+                )
+                .map_err(backend)?;
+            let have: Option<Vec<u8>> = get
+                .query_row(params![k.kind(), k.room(), k.key()], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            if have.as_deref() != want {
+                return Err(Error::Backend(BackendError::Conflict));
+            }
+        }
         {
             let mut put = tx
                 .prepare_cached(
