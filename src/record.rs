@@ -126,6 +126,16 @@ impl RecordKey {
         }
     }
 
+    /// The smallest name of `kind` and `room` (empty key), unchecked: only
+    /// a bound for a range search.
+    pub(crate) fn first_of(kind: u8, room: &[u8]) -> Self {
+        Self {
+            kind,
+            room: room.to_vec(),
+            key: Vec::new(),
+        }
+    }
+
     /// The record kind.
     pub fn kind(&self) -> u8 {
         self.kind

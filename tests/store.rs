@@ -558,3 +558,22 @@ mod sqlite {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+#[test]
+fn names_lists_one_kind_of_one_room() {
+    let n = names();
+    let mut store = SealedStore::open(MemoryStore::new(), &key(), None).unwrap();
+    let mut c = Changes::new();
+    for name in &n {
+        c.put(name.clone(), vec![1]).unwrap();
+    }
+    store.commit(&c).unwrap();
+    let listed: Vec<Vec<u8>> = store
+        .names(RECORD_KIND_INBOUND_KEYS, b"room-a")
+        .map(|k| k.key().to_vec())
+        .collect();
+    assert_eq!(listed, [b"ann".to_vec(), b"bob".to_vec(), b"cyd".to_vec()]);
+    assert_eq!(store.names(RECORD_KIND_ROOM_CORE, b"room-b").count(), 1);
+    assert_eq!(store.names(RECORD_KIND_IDENTITY, b"").count(), 1);
+    assert_eq!(store.names(RECORD_KIND_OUTBOUND_KEY, b"room-c").count(), 0);
+}

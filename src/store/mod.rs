@@ -469,14 +469,19 @@ impl<S: Store> SealedStore<S> {
         kind: u8,
         room: &'a [u8],
     ) -> impl Iterator<Item = &'a RecordKey> + 'a {
+        // Names sort by kind, then room, then key: the wanted ones are one
+        // contiguous range starting at (kind, room, empty key).
+        let first = RecordKey::first_of(kind, room);
         self.index
-            .keys()
-            .filter(move |k| k.kind() == kind && k.room() == room)
+            .range(first..)
+            .map(|(k, _)| k)
+            .take_while(move |k| k.kind() == kind && k.room() == room)
     }
 
     /// Decrypts record `name`; `None` if it does not exist.
     ///
-    /// Errors: [`Error::StorageDecrypt`] or [`Error::Malformed`] for a
+    /// Errors: [`Error::Malformed`]`(`[`DecodeError::InvalidValue`]`)` for
+    /// the meta record (the store's own); [`Error::StorageDecrypt`] or [`Error::Malformed`] for a
     /// damaged or moved record; [`Error::StoreInconsistent`] when the record
     /// is not the one the store held at open (changed by another writer);
     /// [`Error::Backend`].
