@@ -47,7 +47,7 @@ use core::fmt;
 use hmac::{Hmac, Mac};
 use rand_core::CryptoRng;
 use sha2::Sha256;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, Zeroizing};
 
 /// Length of the envelope header: version, kind, generation, nonce.
 pub const RECORD_HEADER_LEN: usize = 1 + 1 + 8 + NONCE_LEN;
@@ -248,10 +248,17 @@ impl fmt::Debug for OpenedRecord {
 /// ```
 pub struct RecordSealer(Box<SealerKeys>);
 
-#[derive(Zeroize, ZeroizeOnDrop)]
+// The cached cipher holds the expanded AES key: it must wipe itself.
+const _: fn() = || {
+    fn wipes_itself<T: zeroize::ZeroizeOnDrop>() {}
+    wipes_itself::<Aes256Gcm>();
+};
+
+/// The keyed AES-256-GCM instance (zeroized on drop by `aes-gcm`'s
+/// `zeroize` feature) and the digest key.
 struct SealerKeys {
-    aead: [u8; 32],
-    digest: [u8; 32],
+    aead: Aes256Gcm,
+    digest: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for RecordSealer {
@@ -265,14 +272,15 @@ impl RecordSealer {
     pub fn new(storage_key: &StorageKey) -> Self {
         let ikm = storage_key.to_bytes();
         let hk = hkdf::Hkdf::<Sha256>::new(None, ikm.as_slice());
-        let mut keys = Box::new(SealerKeys {
-            aead: [0; 32],
-            digest: [0; 32],
-        });
+        let mut aead = Zeroizing::new([0u8; 32]);
+        let mut digest = Zeroizing::new([0u8; 32]);
         // A 32-byte output is always valid for HKDF-SHA256.
-        let _ = hk.expand(RECORD_AEAD_KEY, &mut keys.aead);
-        let _ = hk.expand(RECORD_DIGEST_KEY, &mut keys.digest);
-        Self(keys)
+        let _ = hk.expand(RECORD_AEAD_KEY, aead.as_mut_slice());
+        let _ = hk.expand(RECORD_DIGEST_KEY, digest.as_mut_slice());
+        Self(Box::new(SealerKeys {
+            aead: Aes256Gcm::new(&(*aead).into()),
+            digest,
+        }))
     }
 
     /// `label || version || name || generation`: the associated data.
@@ -319,9 +327,12 @@ impl RecordSealer {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
         let aad = Self::associated_data(name, generation);
-        let cipher = Aes256Gcm::new(&self.0.aead.into());
         let body = out.get_mut(RECORD_HEADER_LEN..).unwrap_or_default();
-        match cipher.encrypt_inout_detached(&nonce.into(), &aad, body.into()) {
+        match self
+            .0
+            .aead
+            .encrypt_inout_detached(&nonce.into(), &aad, body.into())
+        {
             Ok(tag) => {
                 out.extend_from_slice(&tag);
                 Ok(out)
@@ -352,8 +363,8 @@ impl RecordSealer {
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| DecodeError::Truncated)?;
         let aad = Self::associated_data(name, header.generation);
         let mut buf = Zeroizing::new(ciphertext.to_vec());
-        let cipher = Aes256Gcm::new(&self.0.aead.into());
-        cipher
+        self.0
+            .aead
             .decrypt_inout_detached(
                 &header.nonce.into(),
                 &aad,
@@ -375,7 +386,8 @@ impl RecordSealer {
         let mut w = Writer::with_capacity(4 + name.room.len() + name.key.len() + 8);
         name.encode_name(&mut w);
         w.u64(generation);
-        let Ok(mut mac) = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.0.digest) else {
+        let Ok(mut mac) = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.0.digest.as_slice())
+        else {
             // HMAC accepts keys of any length; unreachable.
             return [0; DIGEST_LEN];
         };
