@@ -363,3 +363,63 @@ fn record_vectors_negative_cases_fail_with_their_error() {
         );
     }
 }
+
+#[test]
+fn names_are_bounded() {
+    use secret_chat::DecodeError;
+    use secret_chat::limits::{MAX_RECORD_KEY_LEN, MAX_ROOM_ID_LEN};
+    let room = vec![b'r'; MAX_ROOM_ID_LEN];
+    let key = vec![b'k'; MAX_RECORD_KEY_LEN];
+    let longest = RecordKey::new(RECORD_KIND_INBOUND_KEYS, &room, &key).unwrap();
+    let sealer = RecordSealer::new(&storage_key());
+    let env = sealer.seal(&longest, u64::MAX, b"x").unwrap();
+    assert_eq!(sealer.open(&longest, &env).unwrap().generation, u64::MAX);
+    let too_long = Error::Malformed(DecodeError::LengthLimit);
+    let long_room = [&room[..], b"r"].concat();
+    let long_key = [&key[..], b"k"].concat();
+    assert_eq!(
+        RecordKey::new(RECORD_KIND_INBOUND_KEYS, &long_room, b"").unwrap_err(),
+        too_long
+    );
+    assert_eq!(
+        RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"", &long_key).unwrap_err(),
+        too_long
+    );
+    for kind in [0u8, 7, 0xff] {
+        assert_eq!(
+            RecordKey::new(kind, b"", b"").unwrap_err(),
+            Error::Malformed(DecodeError::InvalidValue)
+        );
+    }
+}
+
+proptest::proptest! {
+    /// Seal then open gives the plaintext back; open then seal under the
+    /// same nonce gives the same bytes; under any other name it fails.
+    #[test]
+    fn seal_open_round_trip(
+        kind in 2u8..=6,
+        room in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=64),
+        key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=40),
+        generation in proptest::prelude::any::<u64>(),
+        plaintext in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        seed in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..8),
+    ) {
+        let sealer = RecordSealer::new(&storage_key());
+        let name = RecordKey::new(kind, &room, &key).unwrap();
+        let env = sealer
+            .seal_with_rng(&name, generation, &plaintext, &mut VectorRng::new(&seed))
+            .unwrap();
+        let opened = sealer.open(&name, &env).unwrap();
+        proptest::prop_assert_eq!(opened.generation, generation);
+        proptest::prop_assert_eq!(&opened.plaintext[..], &plaintext[..]);
+        let again = sealer
+            .seal_with_rng(&name, opened.generation, &opened.plaintext, &mut VectorRng::new(&seed))
+            .unwrap();
+        proptest::prop_assert_eq!(&again, &env);
+        let mut other_key = key.clone();
+        other_key.push(0);
+        let other = RecordKey::new(kind, &room, &other_key).unwrap();
+        proptest::prop_assert_eq!(sealer.open(&other, &env).unwrap_err(), Error::StorageDecrypt);
+    }
+}
