@@ -478,6 +478,35 @@ impl<S: Store> SealedStore<S> {
             .take_while(move |k| k.kind() == kind && k.room() == room)
     }
 
+    /// Changes that delete every record of `room` (all kinds), to commit
+    /// when the app leaves or deletes the room. (An empty `room` selects the
+    /// device-wide records, such as the identity.)
+    ///
+    /// ```
+    /// use secret_chat::labels::{RECORD_KIND_INBOUND_KEYS, RECORD_KIND_ROOM_CORE};
+    /// use secret_chat::record::RecordKey;
+    /// use secret_chat::store::{Changes, MemoryStore, SealedStore};
+    /// use secret_chat::StorageKey;
+    /// let mut store = SealedStore::open(MemoryStore::new(), &StorageKey::generate(), None).unwrap();
+    /// let mut changes = Changes::new();
+    /// changes.put(RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-42", b"").unwrap(), vec![1]).unwrap();
+    /// changes.put(RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room-42", b"bob").unwrap(), vec![2]).unwrap();
+    /// changes.put(RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-43", b"").unwrap(), vec![3]).unwrap();
+    /// store.commit(&changes).unwrap();
+    /// let gone = store.room_deletion(b"room-42");
+    /// assert_eq!(gone.len(), 2);
+    /// store.commit(&gone).unwrap();
+    /// assert_eq!(store.names(RECORD_KIND_ROOM_CORE, b"room-43").count(), 1);
+    /// ```
+    pub fn room_deletion(&self, room: &[u8]) -> Changes {
+        let mut changes = Changes::new();
+        for name in self.index.keys().filter(|k| k.room() == room) {
+            // Only the meta kind is refused, and it is never in the index.
+            let _ = changes.delete(name.clone());
+        }
+        changes
+    }
+
     /// Decrypts record `name`; `None` if it does not exist.
     ///
     /// Errors: [`Error::Malformed`]`(`[`DecodeError::InvalidValue`]`)` for
