@@ -169,6 +169,27 @@ pub enum Error {
     /// rule (see [`MembershipError`]). Final: retrying the same bytes cannot
     /// help.
     Membership(MembershipError),
+    /// The store holds older state (device generation `stored`) than the
+    /// newest generation the app remembered beside its storage key
+    /// (`expected`): a restored backup, a file replaced by an older copy, or
+    /// writes lost by the disk. Nothing was loaded. Old state would decrypt
+    /// messages again and forget removals, so open it only if the user chose
+    /// to restore a backup ([`SealedStore::open_accepting_rollback`](crate::store::SealedStore::open_accepting_rollback)).
+    Rollback {
+        /// The generation of the state found in the store.
+        stored: u64,
+        /// The newest generation the app remembered.
+        expected: u64,
+    },
+    /// The records in the store do not match the store's own authenticated
+    /// account of them (its meta record): records of different times mixed,
+    /// a record added, removed or renamed outside this library, or a record
+    /// newer than the store. Final: the store was tampered with or damaged;
+    /// restore a whole backup.
+    StoreInconsistent,
+    /// The storage backend failed (see [`BackendError`]); nothing was
+    /// changed unless the variant says otherwise.
+    Backend(BackendError),
 }
 
 impl Error {
@@ -244,6 +265,50 @@ impl From<MembershipError> for Error {
     }
 }
 
+/// Why a storage backend (SQLite, a file system) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum BackendError {
+    /// Another connection holds a lock on the store: retry later.
+    Busy,
+    /// The disk is full: free space and retry.
+    Full,
+    /// The store cannot be written (read-only file or medium).
+    ReadOnly,
+    /// The file is not a store of this library, or is damaged beyond the
+    /// records (a corrupt database file): restore a backup.
+    Corrupt,
+    /// An input/output error of the operating system: retry may help.
+    Io,
+    /// Another handle (another process, or another `SealedStore` on the
+    /// same file) committed since this one read the store; nothing was
+    /// written. Open the store again and redo the call.
+    Conflict,
+    /// An earlier write failed in a way that leaves unclear whether it
+    /// landed; this handle refuses further work. Open the store again.
+    MustReopen,
+    /// Any other backend failure.
+    Other,
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Busy => "store is locked by another connection; retry later",
+            Self::Full => "disk full; free space and retry",
+            Self::ReadOnly => "store is read-only",
+            Self::Corrupt => "store file is damaged or not a secret-chat store; restore a backup",
+            Self::Io => "input/output error; retry may help",
+            Self::Conflict => "another writer changed the store; open it again and retry",
+            Self::MustReopen => "an earlier write may or may not have landed; open the store again",
+            Self::Other => "storage backend failure",
+        })
+    }
+}
+
+impl core::error::Error for BackendError {}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -304,6 +369,16 @@ impl fmt::Display for Error {
                 f.write_str("message index beyond the end of a retired sender key")
             }
             Self::Membership(e) => write!(f, "membership operation refused: {e}"),
+            Self::Rollback { stored, expected } => write!(
+                f,
+                "stored state (generation {stored}) is older than the newest saved \
+                 ({expected}): rolled back; load it only if the user restored a backup"
+            ),
+            Self::StoreInconsistent => f.write_str(
+                "stored records do not match the store's authenticated meta record \
+                 (mixed, added or removed records); restore a whole backup",
+            ),
+            Self::Backend(e) => write!(f, "storage backend: {e}"),
         }
     }
 }
@@ -313,6 +388,7 @@ impl core::error::Error for Error {
         match self {
             Self::Malformed(e) => Some(e),
             Self::Membership(e) => Some(e),
+            Self::Backend(e) => Some(e),
             _ => None,
         }
     }

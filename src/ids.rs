@@ -444,7 +444,7 @@ fn decode_hex(hex: &[u8]) -> Result<Vec<u8>, Error> {
 }
 
 /// Prints printable ASCII as is and everything else as `\xNN`.
-struct Escaped<'a>(&'a [u8]);
+pub(crate) struct Escaped<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -145,6 +145,33 @@ pub const MEMBERSHIP_OP_SIGNATURE: &[u8] = b"secret-chat/v2/membership/operation
 pub const MEMBERSHIP_OP_ID: &[u8] = b"secret-chat/v2/membership/op-id";
 /// Hashed before the present members to make the membership digest.
 pub const MEMBERSHIP_DIGEST: &[u8] = b"secret-chat/v2/membership/digest";
+/// Associated-data label of a record envelope (protocol v2 state at rest:
+/// `record`, `store`).
+pub const RECORD: &[u8] = b"secret-chat/v2/record";
+/// HKDF-SHA256 `info` deriving the AES-256-GCM key of record envelopes from
+/// the storage key (so the storage key itself never keys two constructions).
+pub const RECORD_AEAD_KEY: &[u8] = b"secret-chat/v2/record/aead-key";
+/// HKDF-SHA256 `info` deriving the HMAC-SHA256 key of the store digest (the
+/// keyed set hash over every live record that the meta record carries).
+pub const RECORD_DIGEST_KEY: &[u8] = b"secret-chat/v2/record/digest-key";
+/// Version byte that starts every record envelope. It differs from
+/// [`STORAGE_VERSION`] so a version-1 export blob is never read as a record.
+pub const RECORD_VERSION: u8 = 2;
+/// Record kind: the store's own meta record (device generation, record
+/// count and digest); one per store, empty room and key. Apps never write it.
+pub const RECORD_KIND_META: u8 = 1;
+/// Record kind: the device identity with its share-key secrets (device-wide:
+/// empty room id).
+pub const RECORD_KIND_IDENTITY: u8 = 2;
+/// Record kind: the core of one room (ids, suite, policy, epochs).
+pub const RECORD_KIND_ROOM_CORE: u8 = 3;
+/// Record kind: the membership log of one room.
+pub const RECORD_KIND_MEMBERSHIP_LOG: u8 = 4;
+/// Record kind: my outbound sender key in one room.
+pub const RECORD_KIND_OUTBOUND_KEY: u8 = 5;
+/// Record kind: the inbound sender keys of one member of one room (record
+/// key: the member id).
+pub const RECORD_KIND_INBOUND_KEYS: u8 = 6;
 
 /// Public-key check: a clamped scalar used to multiply an X25519 public key
 /// during parsing; the result is all-zero exactly for low-order points.
@@ -209,6 +236,16 @@ pub mod limits {
     /// operation size, a few MiB in practice); a room with more churn must
     /// be recreated.
     pub const MAX_LOG_OPS: usize = 65_536;
+    /// Longest record key (the part of a record's name after kind and
+    /// room), in bytes: a member id ([`MAX_MEMBER_ID_LEN`], 256) plus 64
+    /// bytes for a sender-key id or a suffix the room may add. Bounds every
+    /// record header and associated data.
+    pub const MAX_RECORD_KEY_LEN: usize = MAX_MEMBER_ID_LEN + 64;
+    /// Largest record plaintext (16 MiB). The largest record a room makes is
+    /// its core or membership log at [`MAX_MEMBERS`] members with X-Wing
+    /// share keys (about 1.3 KB each, ~5.5 MB); this bounds what one stored
+    /// blob can make the loader allocate and decrypt.
+    pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
     /// Highest QR version of the scannable payload's QR code: version 5 (37 x
     /// 37 modules) scans reliably from a phone screen at arm's length; the
     /// 66-byte payload fits it at error-correction level M (84 bytes).

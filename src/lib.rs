@@ -15,11 +15,13 @@ pub mod keyshare;
 pub mod labels;
 pub mod membership;
 pub mod message;
+pub mod record;
 mod rng;
 pub mod room;
 pub mod sender_key;
 pub mod share_key;
 pub mod storage;
+pub mod store;
 #[cfg(any(test, feature = "testing"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -32,7 +34,7 @@ pub use rand_core;
 
 pub use attachment::AttachmentPointer;
 pub use content::{Content, LinkPreview};
-pub use error::{AttachmentError, DecodeError, Error};
+pub use error::{AttachmentError, BackendError, DecodeError, Error};
 pub use fingerprint::{
     Fingerprint, ImageError, ImageKind, KeyImage, PairVerification, RoomDigest, ScannablePayload,
     TerminalMode, room_digest,

@@ -1,5 +1,6 @@
 //! State at rest: encrypted export and import of the device identity and of
-//! rooms.
+//! rooms (protocol v1 layout; protocol v2 keeps state as records in a store:
+//! see [`record`](crate::record) and [`store`](crate::store)).
 //!
 //! An app keeps a 32-byte [`StorageKey`] in its OS keystore and persists
 //! [`IdentityKeyPair::export`] and [`Room::export`] blobs wherever it likes;

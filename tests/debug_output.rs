@@ -107,3 +107,36 @@ fn debug_output_is_pinned_and_secret_free() {
     assert!(!everything.contains(&key_bytes));
     assert!(!everything.contains("the plaintext"));
 }
+
+/// Records and stores: names, lengths and counters only.
+#[test]
+fn debug_output_of_records_and_stores_is_pinned() {
+    use secret_chat::labels::RECORD_KIND_INBOUND_KEYS;
+    use secret_chat::record::{RecordKey, RecordSealer};
+    use secret_chat::store::{Changes, MemoryStore, SealedStore};
+    let key = secret_chat::StorageKey::from_bytes([1; 32]);
+    let sealer = RecordSealer::new(&key);
+    assert_eq!(format!("{sealer:?}"), "RecordSealer(..)");
+    let name = RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room", b"bob\n").unwrap();
+    assert_eq!(format!("{name:?}"), r#"RecordKey(6, "room", "bob\x0a")"#);
+    let env = sealer.seal(&name, 3, b"SECRET").unwrap();
+    let opened = sealer.open(&name, &env).unwrap();
+    assert_eq!(
+        format!("{opened:?}"),
+        "OpenedRecord { generation: 3, len: 6 }"
+    );
+    let mut changes = Changes::new();
+    changes.put(name, b"SECRET".to_vec()).unwrap();
+    assert_eq!(
+        format!("{changes:?}"),
+        r#"Changes {RecordKey(6, "room", "bob\x0a"): put 6 bytes}"#
+    );
+    let mut store = SealedStore::open(MemoryStore::new(), &key, None).unwrap();
+    store.commit(&changes).unwrap();
+    let shown = format!("{store:?}");
+    assert_eq!(
+        shown,
+        "SealedStore { generation: 1, records: 1, rolled_back_from: None, poisoned: false, .. }"
+    );
+    assert!(!shown.contains("SECRET"));
+}

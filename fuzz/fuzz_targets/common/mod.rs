@@ -41,6 +41,7 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("attachment_chunk", attachment_chunk),
     ("membership", membership),
     ("id_text", id_text),
+    ("record_store", record_store),
 ];
 
 /// The clock every room in the world uses (Unix seconds).
@@ -321,6 +322,7 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     storage_and_payload_seeds(w, &mut out);
     attachment::seeds(&mut out);
     id_text_seeds(&mut out);
+    record_seeds(&mut out);
     for (i, id) in [&w.alice, &w.bob, &w.carol, &w.dave].iter().enumerate() {
         let b = id.public().to_bytes().to_vec();
         out.push(("public_identity", format!("genuine-{i}"), b.clone()));
@@ -1214,4 +1216,150 @@ fn receive_checked(m: &mut Membership, op: &[u8]) {
             assert_eq!((m.op_count(), m.pending_count()), (count, pending));
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Records and stores (protocol v2 state at rest).
+// ---------------------------------------------------------------------------
+
+/// The names `record_store` scripts pick from (by index modulo the length).
+fn record_names() -> Vec<secret_chat::record::RecordKey> {
+    use secret_chat::labels::*;
+    use secret_chat::record::RecordKey;
+    vec![
+        RecordKey::new(RECORD_KIND_META, b"", b"").unwrap(),
+        RecordKey::new(RECORD_KIND_IDENTITY, b"", b"").unwrap(),
+        RecordKey::new(RECORD_KIND_ROOM_CORE, b"room", b"").unwrap(),
+        RecordKey::new(RECORD_KIND_MEMBERSHIP_LOG, b"room", b"").unwrap(),
+        RecordKey::new(RECORD_KIND_OUTBOUND_KEY, b"room", b"").unwrap(),
+        RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room", b"bob").unwrap(),
+        RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"other", b"bob").unwrap(),
+    ]
+}
+
+fn record_nonce_rng() -> VectorRng {
+    VectorRng::new(b"fuzz/record-nonce")
+}
+
+/// A genuine store: three commits over the record names, sealed with
+/// `record_nonce_rng`.
+fn genuine_record_store() -> secret_chat::store::MemoryStore {
+    use secret_chat::store::{Changes, MemoryStore, SealedStore};
+    let names = record_names();
+    let mut store = SealedStore::open(MemoryStore::new(), &storage_key(), None).unwrap();
+    let mut rng = record_nonce_rng();
+    for round in 0..3u8 {
+        let mut c = Changes::new();
+        for (i, n) in names.iter().enumerate().skip(1) {
+            if (i + usize::from(round)) % 3 != 0 {
+                c.put(n.clone(), vec![round; i * 5]).unwrap();
+            } else if round == 2 {
+                c.delete(n.clone()).unwrap();
+            }
+        }
+        store.commit_with_rng(&c, &mut rng).unwrap();
+    }
+    store.into_backend()
+}
+
+/// `record_store`: the first byte picks the input's shape.
+/// 0: raw bytes as an envelope, opened under every name (the envelope
+/// parser): total; whatever opens re-seals to the same bytes under the same
+/// nonce. 1: a script of raw rows `(name index u8, len u8, bytes)` written
+/// into a genuine store's backend, then the store opened and every record
+/// read: total, typed errors; if it opens, a commit works and reopens.
+/// 2: arbitrary meta-record plaintext sealed under the known key into an
+/// empty store: it opens exactly when the plaintext is 40 zero bytes.
+pub(crate) fn record_store(data: &[u8]) {
+    use secret_chat::record::{RecordHeader, RecordSealer};
+    use secret_chat::store::{Changes, MemoryStore, SealedStore, Store};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let key = storage_key();
+    let names = record_names();
+    match which % 3 {
+        0 => {
+            let _ = RecordHeader::parse(rest);
+            let sealer = RecordSealer::new(&key);
+            for n in &names {
+                if let Ok(opened) = sealer.open(n, rest) {
+                    let mut rng = record_nonce_rng();
+                    let mut nonce = [0u8; 12];
+                    rand_core::Rng::fill_bytes(&mut rng, &mut nonce);
+                    if rest.get(10..22) == Some(&nonce[..]) {
+                        let again = sealer
+                            .seal_with_rng(
+                                n,
+                                opened.generation,
+                                &opened.plaintext,
+                                &mut record_nonce_rng(),
+                            )
+                            .unwrap();
+                        assert_eq!(again, rest);
+                    }
+                }
+            }
+        }
+        1 => {
+            let mut backend = genuine_record_store();
+            let mut r = rest;
+            while let [idx, len, tail @ ..] = r {
+                let len = usize::from(*len).min(tail.len());
+                let (bytes, after) = tail.split_at(len);
+                let name = names[usize::from(*idx) % names.len()].clone();
+                if *idx >= 128 {
+                    backend.delete(name).unwrap();
+                } else {
+                    backend.put(name, bytes.to_vec()).unwrap();
+                }
+                r = after;
+            }
+            if let Ok(mut store) = SealedStore::open(backend, &key, None) {
+                for n in names.iter().skip(1) {
+                    let _ = store.get(n);
+                }
+                let g = store.generation();
+                let mut c = Changes::new();
+                c.put(names[2].clone(), b"after".to_vec()).unwrap();
+                assert_eq!(store.commit(&c).unwrap(), g + 1);
+                let store = SealedStore::open(store.into_backend(), &key, Some(g + 1)).unwrap();
+                assert_eq!(&store.get(&names[2]).unwrap().unwrap()[..], b"after");
+            }
+        }
+        _ => {
+            let sealer = RecordSealer::new(&key);
+            let env = sealer
+                .seal_with_rng(&names[0], 5, rest, &mut record_nonce_rng())
+                .unwrap();
+            let mut backend = MemoryStore::new();
+            backend.put(names[0].clone(), env).unwrap();
+            let opened = SealedStore::open(backend, &key, None);
+            assert_eq!(opened.is_ok(), rest == [0u8; 40], "{opened:?}");
+        }
+    }
+}
+
+fn record_seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>) {
+    use secret_chat::store::Store;
+    let backend = genuine_record_store();
+    let mut i = 0;
+    backend
+        .scan(&mut |name, _| {
+            let mut v = vec![0u8];
+            v.extend_from_slice(&backend.get(&name).unwrap().unwrap());
+            out.push(("record_store", format!("envelope-{i}"), v));
+            i += 1;
+            Ok(())
+        })
+        .unwrap();
+    out.push(("record_store", "script-empty".into(), vec![1]));
+    out.push((
+        "record_store",
+        "script-rows".into(),
+        vec![1, 2, 4, 2, 3, 0, 0, 200, 0, 5, 30, 9, 9],
+    ));
+    let mut meta = vec![2u8];
+    meta.extend_from_slice(&[0; 40]);
+    out.push(("record_store", "meta-empty".into(), meta));
 }
