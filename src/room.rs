@@ -1613,7 +1613,9 @@ impl Room {
             return Err(DecodeError::InvalidValue);
         }
         let outbound = OutboundSenderKey::decode_state(r)?;
-        if *outbound.room() != id {
+        if *outbound.room() != id
+            || (outbound.mode() == SenderKeyMode::Pairwise && membership.member_count() > 2)
+        {
             return Err(DecodeError::InvalidValue);
         }
         let n = r.count32(OWN_KEY_HISTORY, 16)?;
@@ -1623,6 +1625,8 @@ impl Room {
         }
         let n = r.count32(MAX_INBOUND_KEYS, 2 + 1 + 32 + 1 + 32)?;
         let mut inbound: BTreeMap<SenderKeyId, InboundEntry> = BTreeMap::new();
+        // Per member: (current keys, retired keys).
+        let mut held: BTreeMap<MemberId, (usize, usize)> = BTreeMap::new();
         for _ in 0..n {
             let member = read_member(r)?;
             let instance = InstanceId::from_bytes(r.array()?);
@@ -1637,6 +1641,15 @@ impl Room {
                     .last_key_value()
                     .is_some_and(|(last, _)| key_id <= *last)
             {
+                return Err(DecodeError::InvalidValue);
+            }
+            let count = held.entry(member.clone()).or_insert((0, 0));
+            if retired_at.is_some() {
+                count.1 += 1;
+            } else {
+                count.0 += 1;
+            }
+            if count.0 > 1 || count.1 > MAX_RETIRED_KEYS {
                 return Err(DecodeError::InvalidValue);
             }
             inbound.insert(
