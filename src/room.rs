@@ -689,6 +689,75 @@ impl Room {
             .collect())
     }
 
+    /// Recovery: seals my *current* sender key again for `member` (from my
+    /// current index: it reads nothing earlier, so messages I sent under the
+    /// lost copy stay unreadable to it: forward secrecy keeps no old chain
+    /// keys), for when its copy was lost
+    /// (a crash before it saved, a share dropped by the relay, or
+    /// [`Error::ShareKeyErased`] on its side). Nothing else changes; the
+    /// member accepts it only if it does not already hold that key
+    /// (otherwise `Replay`, harmless). Without a fresh share key of the
+    /// member the result is empty and the member stays
+    /// [owed](Self::owed_shares).
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// # let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap());
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle())];
+    /// # let id = RoomId::new(b"r").unwrap();
+    /// let (mut at_alice, lost) = Room::create(&alice, id.clone(), a, &members).unwrap();
+    /// let (mut at_bob, _) = Room::join(&bob, b.clone(), &id, &at_alice.welcome(&alice).unwrap()).unwrap();
+    /// drop(lost); // the relay dropped Alice's share to Bob
+    /// let again = at_alice.reshare(&alice, &b).unwrap();
+    /// at_bob.receive_share(&bob, &again[0].bytes).unwrap();
+    /// ```
+    pub fn reshare(
+        &mut self,
+        identity: &IdentityKeyPair,
+        member: &MemberId,
+    ) -> Result<Vec<OutgoingShare>, Error> {
+        self.reshare_with_rng(identity, member, now_secs(), &mut crate::rng::os_rng())
+    }
+
+    /// [`reshare`](Self::reshare) with an explicit clock and RNG.
+    pub fn reshare_with_rng<R: CryptoRng + ?Sized>(
+        &mut self,
+        identity: &IdentityKeyPair,
+        member: &MemberId,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Vec<OutgoingShare>, Error> {
+        self.check_me(identity)?;
+        if !self.is_member() {
+            return Err(Error::NotAMember);
+        }
+        let owed: Vec<(MemberId, bool)> = self
+            .peers
+            .iter()
+            .map(|(m, p)| (m.clone(), p.owed))
+            .collect();
+        for (m, p) in self.peers.iter_mut() {
+            p.owed = m == member;
+        }
+        if !self.peers.contains_key(member) {
+            return Err(Error::NotAMember);
+        }
+        let result = self.share_owed(identity, now, rng);
+        for (m, o) in owed {
+            if let Some(p) = self.peers.get_mut(&m) {
+                // Others keep what they were owed; the member is owed only
+                // if the share could not be made.
+                p.owed = if m == *member {
+                    o && result.as_ref().map_or(true, |s| s.is_empty())
+                } else {
+                    o
+                };
+            }
+        }
+        result
+    }
+
     /// Members my current sender key has not been shared with yet because
     /// the room knows no fresh share key of theirs: pass their current
     /// bundle to [`update_member_bundle`](Self::update_member_bundle).

@@ -1195,3 +1195,58 @@ fn one_identity_cannot_hold_two_member_ids() {
     .unwrap_err();
     assert_eq!(err, Error::DuplicateIdentity);
 }
+
+/// Issue 16's lost-share recovery: Bob's device crashed after receiving
+/// Alice's share and before saving; Alice re-shares her current key to Bob
+/// alone, and his messages keep flowing.
+#[test]
+fn a_lost_share_is_recovered_by_a_reshare() {
+    let mut devs = world(&["alice", "bob", "carol"], b"lost");
+    let key = secret_chat::storage::StorageKey::from_bytes([9; 32]);
+    // Bob's saved state predates Alice's share.
+    let saved = {
+        let d0 = &mut devs[0];
+        let shares = d0
+            .room
+            .as_mut()
+            .unwrap()
+            .rotate_with_rng(&d0.identity, NOW, &mut d0.rng)
+            .unwrap();
+        let blob = devs[1].room().export(&key).unwrap();
+        deliver(&mut devs, &shares);
+        blob
+    };
+    devs[1].room = Some(Room::import(&saved, &key).unwrap());
+    let m = devs[0].send(b"after the crash");
+    let err = devs[1].read(&m).unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    let bob = devs[1].name.clone();
+    let d0 = &mut devs[0];
+    let again = d0
+        .room
+        .as_mut()
+        .unwrap()
+        .reshare_with_rng(&d0.identity, &bob, NOW, &mut d0.rng)
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].to, bob);
+    deliver(&mut devs, &again);
+    // Forward secrecy: Alice no longer has the chain key of a message she
+    // already sent, so that one is lost; everything after reads again.
+    assert_eq!(devs[1].read(&m).unwrap_err(), Error::TooOld);
+    let next = devs[0].send(b"are you back?");
+    assert_eq!(devs[1].read(&next).unwrap().1, b"are you back?");
+    // Carol already had it: a re-share to her would be a harmless Replay.
+    let carol = devs[2].name.clone();
+    let d0 = &mut devs[0];
+    let dup = d0
+        .room
+        .as_mut()
+        .unwrap()
+        .reshare_with_rng(&d0.identity, &carol, NOW, &mut d0.rng)
+        .unwrap();
+    assert_eq!(
+        devs[2].take_share(&dup[0].bytes).unwrap_err(),
+        Error::Replay
+    );
+}
