@@ -1250,3 +1250,118 @@ fn a_lost_share_is_recovered_by_a_reshare() {
         Error::Replay
     );
 }
+
+mod model {
+    //! Issue 14's model-based property: 3 to 5 devices make concurrent
+    //! signed additions and removals; every device receives every update in
+    //! its own random order, with duplicates. All end with the same members
+    //! and digest, and a device that was removed cannot read a message sent
+    //! by a remaining member after that member applied the removal.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add { author: usize, extra: usize },
+        Remove { author: usize, target: usize },
+    }
+
+    fn op_strategy(n: usize) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..n, 0..2usize).prop_map(|(author, extra)| Op::Add { author, extra }),
+            (0..n, 1..n).prop_map(|(author, target)| Op::Remove { author, target }),
+        ]
+    }
+
+    fn scenario() -> impl Strategy<Value = (usize, Vec<Op>, Vec<u64>)> {
+        (3..=5usize).prop_flat_map(|n| {
+            (
+                Just(n),
+                proptest::collection::vec(op_strategy(n), 1..=4),
+                proptest::collection::vec(any::<u64>(), n),
+            )
+        })
+    }
+
+    fn shuffle<T>(items: &mut [T], mut seed: u64) {
+        for i in (1..items.len()).rev() {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let j = (seed >> 33) as usize % (i + 1);
+            items.swap(i, j);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(8))]
+
+        #[test]
+        fn devices_converge_and_removed_members_read_nothing_new((n, ops, seeds) in scenario()) {
+            let names: Vec<String> = (0..n).map(|i| format!("dev-{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let opts = RoomOptions {
+                admins: names.iter().skip(1).map(|m| MemberId::new(m.as_bytes()).unwrap()).collect(),
+                ..RoomOptions::default()
+            };
+            let mut devs = world_with(&refs, b"model", &opts);
+            let extras = [Dev::new("extra-0"), Dev::new("extra-1")];
+            // Every operation is made concurrently, on its author's current view.
+            let mut updates: Vec<Vec<u8>> = Vec::new();
+            let mut shares: Vec<OutgoingShare> = Vec::new();
+            for op in &ops {
+                let made = match op {
+                    Op::Add { author, extra } => {
+                        let d = &mut devs[*author];
+                        d.room.as_mut().unwrap().add_member_with_rng(
+                            &d.identity, extras[*extra].name.clone(), extras[*extra].identity.bundle(), NOW, &mut d.rng)
+                    }
+                    Op::Remove { author, target } => {
+                        let target = devs[*target].name.clone();
+                        let d = &mut devs[*author];
+                        d.room.as_mut().unwrap().remove_member_with_rng(&d.identity, &target, NOW, &mut d.rng)
+                    }
+                };
+                if let Ok(change) = made {
+                    updates.push(change.update);
+                    shares.extend(change.shares);
+                }
+            }
+            // Each device receives every update twice, in its own order.
+            for (i, d) in devs.iter_mut().enumerate() {
+                let mut inbox: Vec<&Vec<u8>> = updates.iter().chain(updates.iter()).collect();
+                shuffle(&mut inbox, seeds[i]);
+                for u in inbox {
+                    if let Ok(applied) = d.room.as_mut().unwrap().apply_update_with_rng(&d.identity, u, NOW, &mut d.rng) {
+                        shares.extend(applied.shares);
+                    }
+                }
+            }
+            let digest = devs[0].room().digest();
+            let members: Vec<MemberId> = devs[0].room().membership().members().map(|(m, _, _)| m.clone()).collect();
+            for d in &devs {
+                prop_assert_eq!(d.room().digest(), digest);
+                let theirs: Vec<MemberId> = d.room().membership().members().map(|(m, _, _)| m.clone()).collect();
+                prop_assert_eq!(&theirs, &members);
+            }
+            // Deliver the key shares (in the order they were made) to the
+            // devices still present.
+            for s in &shares {
+                if let Some(d) = devs.iter_mut().find(|d| d.name == s.to && d.room().is_member()) {
+                    let _ = d.take_share(&s.bytes);
+                }
+            }
+            let present: Vec<usize> = (0..n).filter(|&i| devs[i].room().is_member()).collect();
+            let removed: Vec<usize> = (0..n).filter(|&i| !devs[i].room().is_member()).collect();
+            prop_assert!(!present.is_empty());
+            let sender = present[0];
+            let msg = devs[sender].send(b"after the changes");
+            for &r in &removed {
+                prop_assert!(devs[r].read(&msg).is_err(), "removed {} read a new message", r);
+            }
+            for &p in present.iter().skip(1) {
+                prop_assert_eq!(devs[p].read(&msg).map(|(_, t)| t), Ok(b"after the changes".to_vec()));
+            }
+        }
+    }
+}
