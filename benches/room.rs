@@ -7,6 +7,10 @@
 //! - one removal (one device rotates and re-shares to 998), against 998
 //!   (HPKE seal + sign). Every remaining member does the same on its own
 //!   device, so the room-wide cost is 998 times this.
+//! - receiving one key share in rooms of 3, 100, 1000 and 4096 members,
+//!   against one raw X-Wing HPKE open + one Ed25519 `verify_strict` (the
+//!   cryptography a share needs), and joining a 1000-member room from its
+//!   welcome.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use aes_gcm::aead::AeadInOut;
@@ -193,12 +197,165 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// Receiving one key share as the room grows: the room's own work must stay
+/// near the cryptography's at every size.
+fn receive_share_by_size(c: &mut Criterion) {
+    use secret_chat::keyshare::{Recipient, seal_shares_with_rng};
+    use secret_chat::testing::{sender_key_binding, shared_sender_key, signed_sender_key_id};
+    let mut g = c.benchmark_group("receive-share");
+    // Raw baseline: one X-Wing open of a share-sized plaintext + one verify_strict.
+    let (sk, pk) = X::derive_keypair(&[5; 32]);
+    let (enc, ct) =
+        hpke::single_shot_seal_with_rng::<hpke::aead::AesGcm256, hpke::kdf::HkdfSha256, X>(
+            &OpModeS::Base,
+            &pk,
+            &[1u8; 200],
+            &[0x42u8; 153],
+            &[2u8; 1500],
+            &mut VectorRng::new(b"raw"),
+        )
+        .unwrap();
+    let signer = SigningKey::from_bytes(&[9; 32]);
+    let verifier = signer.verifying_key();
+    let signed = vec![7u8; 2700];
+    let sig = signer.sign(&signed);
+    g.bench_function("raw xwing open + verify_strict", |b| {
+        b.iter(|| {
+            verifier.verify_strict(&signed, &sig).unwrap();
+            black_box(
+                hpke::single_shot_open::<hpke::aead::AesGcm256, hpke::kdf::HkdfSha256, X>(
+                    &hpke::OpModeR::Base,
+                    &sk,
+                    &enc,
+                    &[1u8; 200],
+                    &ct,
+                    &[2u8; 1500],
+                )
+                .unwrap(),
+            )
+        })
+    });
+    for n in [3usize, 100, 1000, 4096] {
+        let mut rng = VectorRng::new(format!("receive-{n}").as_bytes());
+        let ids: Vec<IdentityKeyPair> = (0..n)
+            .map(|_| IdentityKeyPair::generate_at(0, &mut rng))
+            .collect();
+        let list: Vec<(MemberId, DeviceBundle)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                (
+                    MemberId::new(format!("m-{i:04}").as_bytes()).unwrap(),
+                    id.bundle(),
+                )
+            })
+            .collect();
+        let room_id = RoomId::new(b"sized").unwrap();
+        let (creator, _) = Room::create_with_rng(
+            &ids[0],
+            room_id.clone(),
+            list[0].0.clone(),
+            &list,
+            &secret_chat::RoomOptions::default(),
+            0,
+            &mut rng,
+        )
+        .unwrap();
+        let welcome = creator.welcome(&ids[0]).unwrap();
+        if n == 1000 {
+            g.bench_function(
+                "join a 1000-member room (verify the log, seal 999 shares)",
+                |b| {
+                    b.iter(|| {
+                        black_box(
+                            Room::join_with_rng(
+                                &ids[1],
+                                list[1].0.clone(),
+                                &room_id,
+                                &welcome,
+                                RotationPolicy::default(),
+                                0,
+                                &mut VectorRng::new(b"j"),
+                            )
+                            .unwrap(),
+                        )
+                    })
+                },
+            );
+        }
+        let (mut receiver, _) = Room::join_with_rng(
+            &ids[1],
+            list[1].0.clone(),
+            &room_id,
+            &welcome,
+            RotationPolicy::default(),
+            0,
+            &mut rng,
+        )
+        .unwrap();
+        let instance = *creator
+            .membership()
+            .instance_of(&list[0].0)
+            .unwrap()
+            .as_bytes();
+        let owner = ids[0].public().signing_key().to_bytes();
+        let b1 = ids[1].bundle();
+        let to = [Recipient::new(
+            b1.identity(),
+            b1.share_key(Suite::XWing).unwrap(),
+        )];
+        let mut epoch = 0u32;
+        g.bench_function(format!("receive one share, {n} members"), |b| {
+            b.iter_custom(|iters| {
+                // Fresh shares of the creator's next epochs, sealed untimed.
+                let shares: Vec<Vec<u8>> = (0..iters)
+                    .map(|_| {
+                        epoch += 1;
+                        let mut seed = [7u8; 32];
+                        seed[..4].copy_from_slice(&epoch.to_le_bytes());
+                        let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+                        let key = shared_sender_key(
+                            signed_sender_key_id(&public).unwrap(),
+                            secret_chat::SenderKeyMode::Signed,
+                            0,
+                            &[3; 32],
+                            Some(&seed),
+                            &sender_key_binding(&room_id, &owner, &instance, epoch),
+                            0,
+                        )
+                        .unwrap();
+                        seal_shares_with_rng(
+                            &ids[0],
+                            &room_id,
+                            Suite::XWing,
+                            epoch,
+                            &instance,
+                            &key,
+                            &to,
+                            &mut VectorRng::new(b"s"),
+                        )
+                        .unwrap()
+                        .remove(0)
+                        .to_bytes()
+                    })
+                    .collect();
+                let start = std::time::Instant::now();
+                for s in &shares {
+                    black_box(receiver.receive_share_at(&ids[1], s, 0).unwrap());
+                }
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(3))
         .sample_size(10);
-    targets = bench
+    targets = bench, receive_share_by_size
 }
 criterion_main!(benches);
