@@ -1602,11 +1602,49 @@ impl Room {
         }
     }
 
-    /// Length of [`encode_state`](Self::encode_state)'s output.
+    /// Length of [`encode_state`](Self::encode_state)'s output, so the
+    /// (secret) buffer is allocated once and never moved.
     pub(crate) fn state_len(&self) -> usize {
-        let mut w = Writer::default();
-        self.encode_state(&mut w);
-        w.len()
+        let peers: usize = self
+            .peers
+            .iter()
+            .map(|(m, p)| {
+                2 + m.as_bytes().len()
+                    + 2
+                    + p.share_key.as_ref().map_or(0, |k| k.as_bytes().len())
+                    + 1
+                    + 4 * usize::from(p.last_epoch.is_some())
+                    + 1
+            })
+            .sum();
+        let inbound: usize = self
+            .inbound
+            .values()
+            .map(|e| {
+                2 + e.member.as_bytes().len()
+                    + 32
+                    + 1
+                    + 8 * usize::from(e.retired_at.is_some())
+                    + e.key.state_len()
+            })
+            .sum();
+        1 + self.id.as_bytes().len()
+            + 2
+            + self.me.as_bytes().len()
+            + 32
+            + 4
+            + 8
+            + 8
+            + 8
+            + 4
+            + self.membership.to_log().len()
+            + 4
+            + peers
+            + self.outbound.state_len()
+            + 4
+            + 16 * self.own_retired.len()
+            + 4
+            + inbound
     }
 
     /// Reads what [`encode_state`](Self::encode_state) wrote and checks every

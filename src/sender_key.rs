@@ -1083,6 +1083,7 @@ pub(crate) fn read_room(r: &mut Reader<'_>) -> Result<RoomId, DecodeError> {
 }
 
 /// Test and vector hooks (re-exported through [`crate::testing`]).
+#[cfg(any(test, feature = "testing"))]
 pub(crate) mod hooks {
     use super::*;
 
