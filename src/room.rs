@@ -1223,27 +1223,9 @@ impl Room {
     /// afterwards; the other members rotate when they apply the update.
     pub fn leave(&mut self, identity: &IdentityKeyPair) -> Result<MembershipChange, Error> {
         self.check_me(identity)?;
-        let before = self.membership.clone();
-        let op = self.membership.leave(identity)?;
-        let events = op.events().to_vec();
-        match self.after_events(
-            identity,
-            &events,
-            None,
-            now_secs(),
-            &mut crate::rng::os_rng(),
-        ) {
-            Ok(shares) => Ok(MembershipChange {
-                update: encode_update(op.bytes(), None),
-                welcome: None,
-                shares,
-                events,
-            }),
-            Err(e) => {
-                self.membership = before;
-                Err(e)
-            }
-        }
+        self.own_op(identity, now_secs(), &mut crate::rng::os_rng(), |m, id| {
+            m.leave(id)
+        })
     }
 
     fn own_op<R: CryptoRng + ?Sized>(

@@ -1365,3 +1365,17 @@ mod model {
         }
     }
 }
+
+#[test]
+fn a_member_who_leaves_reads_nothing_after() {
+    let mut devs = world(&["alice", "bob", "carol"], b"bye");
+    let d2 = &mut devs[2];
+    let change = d2.room.as_mut().unwrap().leave(&d2.identity).unwrap();
+    assert!(change.shares.is_empty(), "the leaver shares nothing");
+    assert!(!devs[2].room().is_member());
+    broadcast(&mut devs, &change.update, 2);
+    let m = devs[0].send(b"she left");
+    assert_eq!(devs[1].read(&m).unwrap().1, b"she left");
+    assert_eq!(devs[2].read(&m).unwrap_err(), Error::NotAMember);
+    assert_eq!(devs[0].room().digest(), devs[2].room().digest());
+}
