@@ -188,10 +188,10 @@ impl KeyShare {
         let ct_start = bytes.len() - r.remaining() - ciphertext.len();
         let _signature: [u8; SIGNATURE_LEN] = r.array()?;
         r.finish()?;
-        // The sender's share key must be one of this suite (its signature is
-        // checked only when a room adopts it).
-        let parsed = SignedShareKey::parse_unverified(ssk)?;
-        if parsed.suite() != suite {
+        // The sender's share key must be one of this suite.
+        // Structure only: the key itself is checked (with its signature)
+        // when a room adopts it, which only a newer serial triggers.
+        if SignedShareKey::parse_structure(ssk)? != suite {
             return Err(DecodeError::InvalidValue.into());
         }
         Ok(Self {

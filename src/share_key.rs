@@ -229,6 +229,23 @@ impl SignedShareKey {
         Ok(parsed)
     }
 
+    /// Structure only: version, suite, serial, exact length (no key check,
+    /// no signature). Returns the suite. Used where a share key is carried
+    /// along and checked in full only when it is adopted.
+    pub(crate) fn parse_structure(bytes: &[u8]) -> Result<Suite, Error> {
+        let mut r = Reader::new(bytes);
+        r.version(labels::PROTOCOL_VERSION)?;
+        let suite = Suite::from_byte(r.u8()?)?;
+        if r.u32()? == 0 {
+            return Err(DecodeError::InvalidValue.into());
+        }
+        let _created_at = r.u64()?;
+        let _public = r.bytes(suite.public_len())?;
+        let _signature: [u8; SIGNATURE_LEN] = r.array()?;
+        r.finish()?;
+        Ok(suite)
+    }
+
     /// Structure and key checks only (the signature is checked by the
     /// caller).
     pub(crate) fn parse_unverified(bytes: &[u8]) -> Result<Self, Error> {
