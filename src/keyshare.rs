@@ -330,7 +330,15 @@ impl KeyShare {
             .encoded
             .get(self.ciphertext.0..self.ciphertext.1)
             .unwrap_or_default();
-        let plaintext = hpke_open(self.suite, secret.secret_bytes(), enc, &info, aad, ct)?;
+        let plaintext = hpke_open(
+            self.suite,
+            secret.secret_bytes(),
+            secret.xwing_private(),
+            enc,
+            &info,
+            aad,
+            ct,
+        )?;
         SharedSenderKey::from_share_plaintext(&plaintext)
     }
 }
@@ -546,6 +554,7 @@ fn hpke_seal<R: CryptoRng + ?Sized>(
 fn hpke_open(
     suite: Suite,
     secret: &[u8; 32],
+    xwing: Option<&<KemXWing as KemTrait>::PrivateKey>,
     enc: &[u8],
     info: &[u8],
     aad: &[u8],
@@ -563,12 +572,21 @@ fn hpke_open(
             ctx.open(ciphertext, aad)
         }
         Suite::XWing => {
-            let sk = <KemXWing as KemTrait>::PrivateKey::from_bytes(secret)
-                .map_err(|_| Error::Malformed(DecodeError::InvalidValue))?;
+            // The expanded key the share-key secret holds; built here only
+            // if it is missing (its construction runs the ML-KEM expansion).
+            let built;
+            let sk = match xwing {
+                Some(sk) => sk,
+                None => {
+                    built = <KemXWing as KemTrait>::PrivateKey::from_bytes(secret)
+                        .map_err(|_| Error::Malformed(DecodeError::InvalidValue))?;
+                    &built
+                }
+            };
             let enc = <KemXWing as KemTrait>::EncappedKey::from_bytes(enc)
                 .map_err(|_| Error::Malformed(DecodeError::InvalidValue))?;
             let mut ctx =
-                hpke::setup_receiver::<Aead, Kdf, KemXWing>(&OpModeR::Base, &sk, &enc, info)
+                hpke::setup_receiver::<Aead, Kdf, KemXWing>(&OpModeR::Base, sk, &enc, info)
                     .map_err(|_| Error::Tampered)?;
             ctx.open(ciphertext, aad)
         }
@@ -1014,12 +1032,12 @@ mod tests {
             let first = &v["encryptions"][0];
             let aad = unhex(first["aad"].as_str().unwrap());
             let ct = unhex(first["ct"].as_str().unwrap());
-            let pt = hpke_open(Suite::X25519, &sk, &enc, &info, &aad, &ct).unwrap();
+            let pt = hpke_open(Suite::X25519, &sk, None, &enc, &info, &aad, &ct).unwrap();
             assert_eq!(&pt[..], &unhex(first["pt"].as_str().unwrap())[..]);
             let mut bad = ct.clone();
             bad[0] ^= 1;
             assert_eq!(
-                hpke_open(Suite::X25519, &sk, &enc, &info, &aad, &bad).unwrap_err(),
+                hpke_open(Suite::X25519, &sk, None, &enc, &info, &aad, &bad).unwrap_err(),
                 Error::Tampered
             );
             opened += 1;

@@ -445,6 +445,9 @@ pub const MAX_SIGNED_SHARE_KEY_LEN: usize = SIGNED_PREFIX_LEN + XWING_PUBLIC_LEN
 pub(crate) struct ShareKeySecret {
     /// The HPKE private key bytes (X25519 scalar or X-Wing seed).
     secret: Zeroizing<[u8; 32]>,
+    /// The X-Wing decapsulation key, expanded once (constructing it runs the
+    /// ML-KEM key expansion; it zeroizes its seed on drop).
+    xwing: Option<Box<<KemXWing as KemTrait>::PrivateKey>>,
     public: SignedShareKey,
     /// When a newer key of the same suite replaced it.
     superseded_at: Option<u64>,
@@ -457,6 +460,11 @@ impl ShareKeySecret {
 
     pub(crate) fn secret_bytes(&self) -> &[u8; 32] {
         &self.secret
+    }
+
+    /// The expanded X-Wing private key (X-Wing share keys only).
+    pub(crate) fn xwing_private(&self) -> Option<&<KemXWing as KemTrait>::PrivateKey> {
+        self.xwing.as_deref()
     }
 }
 
@@ -520,6 +528,7 @@ impl ShareKeyring {
     ) -> ShareKeySecret {
         let (secret, public) = derive(suite, ikm);
         ShareKeySecret {
+            xwing: expand_xwing(suite, &secret),
             secret,
             public: SignedShareKey::sign(signing, suite, serial, created_at, &public),
             superseded_at,
@@ -689,6 +698,7 @@ impl ShareKeyring {
             let public = public_from_private(suite, &secret)?;
             keys.push(Box::new(ShareKeySecret {
                 public: SignedShareKey::sign(signing, suite, serial, created_at, &public),
+                xwing: expand_xwing(suite, &secret),
                 secret,
                 superseded_at,
             }));
@@ -710,6 +720,20 @@ impl ShareKeyring {
 /// the superseded ones within their grace. With weekly rotation and a 14-day
 /// grace that is 3 per suite; 64 leaves room for apps that rotate daily.
 pub const MAX_HELD_SHARE_KEYS: usize = 64;
+
+/// The expanded X-Wing private key of an X-Wing share key (`None` for
+/// X25519, whose private key is only a clamped scalar).
+fn expand_xwing(
+    suite: Suite,
+    secret: &[u8; 32],
+) -> Option<Box<<KemXWing as KemTrait>::PrivateKey>> {
+    match suite {
+        Suite::XWing => <KemXWing as KemTrait>::PrivateKey::from_bytes(secret)
+            .ok()
+            .map(Box::new),
+        Suite::X25519 => None,
+    }
+}
 
 fn public_from_private(suite: Suite, secret: &[u8; 32]) -> Result<Vec<u8>, DecodeError> {
     Ok(match suite {
