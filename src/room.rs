@@ -760,7 +760,9 @@ impl Room {
 
     /// Members my current sender key has not been shared with yet because
     /// the room knows no fresh share key of theirs: pass their current
-    /// bundle to [`update_member_bundle`](Self::update_member_bundle).
+    /// bundle to [`update_member_bundle`](Self::update_member_bundle), or,
+    /// once a key share of theirs has brought a newer share key in band,
+    /// call [`reshare`](Self::reshare).
     pub fn owed_shares(&self) -> Vec<MemberId> {
         self.peers
             .iter()
