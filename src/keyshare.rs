@@ -514,35 +514,43 @@ fn hpke_seal<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<(Vec<u8>, Vec<u8>), Error> {
     match suite {
+        // A public key a parsed share key holds never fails these checks;
+        // the errors say what would have been wrong.
         Suite::X25519 => {
-            let pk = <KemX25519 as KemTrait>::PublicKey::from_bytes(public)
-                .map_err(|_| Error::WeakKey)?;
-            let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, KemX25519>(
-                &OpModeS::Base,
-                &pk,
-                info,
-                plaintext,
-                aad,
-                &mut &mut *rng,
-            )
-            .map_err(seal_error)?;
-            Ok((enc.to_bytes().to_vec(), ct))
+            seal_with::<KemX25519, R>(public, Error::WeakKey, info, aad, plaintext, rng)
         }
-        Suite::XWing => {
-            let pk = <KemXWing as KemTrait>::PublicKey::from_bytes(public)
-                .map_err(|_| Error::Malformed(DecodeError::InvalidValue))?;
-            let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, KemXWing>(
-                &OpModeS::Base,
-                &pk,
-                info,
-                plaintext,
-                aad,
-                &mut &mut *rng,
-            )
-            .map_err(seal_error)?;
-            Ok((enc.to_bytes().to_vec(), ct))
-        }
+        Suite::XWing => seal_with::<KemXWing, R>(
+            public,
+            Error::Malformed(DecodeError::InvalidValue),
+            info,
+            aad,
+            plaintext,
+            rng,
+        ),
     }
+}
+
+/// HPKE base-mode single-shot seal with the KEM `K` to the public key bytes
+/// `public` (`bad_key` if they do not parse).
+fn seal_with<K: KemTrait, R: CryptoRng + ?Sized>(
+    public: &[u8],
+    bad_key: Error,
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    rng: &mut R,
+) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let pk = K::PublicKey::from_bytes(public).map_err(|_| bad_key)?;
+    let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, K>(
+        &OpModeS::Base,
+        &pk,
+        info,
+        plaintext,
+        aad,
+        &mut &mut *rng,
+    )
+    .map_err(seal_error)?;
+    Ok((enc.to_bytes().to_vec(), ct))
 }
 
 /// HPKE base-mode single-shot open in `suite`: the path every key share
