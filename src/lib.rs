@@ -9,6 +9,7 @@ mod clock;
 pub mod content;
 pub mod error;
 pub mod fingerprint;
+pub mod guide;
 pub mod identity;
 pub mod ids;
 pub mod keyshare;
