@@ -611,6 +611,19 @@ impl Room {
     /// [`Error::IdentityChanged`] if not (nothing changes: a reinstall makes
     /// a new identity, which needs a new room or a signed re-addition),
     /// [`Error::NotAMember`] for a member id that is not present.
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// # let (alice, bob, carol) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b, c) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap(), MemberId::new(b"carol").unwrap());
+    /// # let id = RoomId::new(b"r").unwrap();
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle()), (c.clone(), carol.bundle())];
+    /// # let (mut at_alice, _) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
+    /// # let (mut at_bob, _) = Room::join(&bob, b.clone(), &id, &at_alice.welcome(&alice).unwrap()).unwrap();
+    /// assert!(at_alice.check_member(&b, bob.public()).is_ok());
+    /// let reinstalled = IdentityKeyPair::generate();
+    /// assert_eq!(at_alice.check_member(&b, reinstalled.public()).unwrap_err(), secret_chat::Error::IdentityChanged);
+    /// ```
     pub fn check_member(&self, member: &MemberId, identity: &PublicIdentity) -> Result<(), Error> {
         match self.pinned_identity(member) {
             Some(p) if p == identity => Ok(()),
@@ -1066,6 +1079,19 @@ impl Room {
 
     /// Rotates my sender key now (a new epoch) and returns its key shares for
     /// every other member.
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// # let (alice, bob, carol) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b, c) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap(), MemberId::new(b"carol").unwrap());
+    /// # let id = RoomId::new(b"r").unwrap();
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle()), (c.clone(), carol.bundle())];
+    /// # let (mut at_alice, _) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
+    /// # let (mut at_bob, _) = Room::join(&bob, b.clone(), &id, &at_alice.welcome(&alice).unwrap()).unwrap();
+    /// let shares = at_alice.rotate(&alice).unwrap();
+    /// assert_eq!(shares.len(), 2); // one per other member
+    /// assert_eq!(at_alice.epoch(), 1);
+    /// ```
     pub fn rotate(&mut self, identity: &IdentityKeyPair) -> Result<Vec<OutgoingShare>, Error> {
         self.rotate_with_rng(identity, now_secs(), &mut crate::rng::os_rng())
     }
@@ -1136,6 +1162,25 @@ impl Room {
     /// Refused, with the room unchanged: what the membership rules refuse
     /// ([`Error::Membership`]: no permission, already a member, identity in
     /// use), and [`Error::NotAMember`] once I am no longer a member.
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// # let (alice, bob, carol) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b, c) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap(), MemberId::new(b"carol").unwrap());
+    /// # let id = RoomId::new(b"r").unwrap();
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle()), (c.clone(), carol.bundle())];
+    /// # let (mut at_alice, _) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
+    /// # let (mut at_bob, _) = Room::join(&bob, b.clone(), &id, &at_alice.welcome(&alice).unwrap()).unwrap();
+    /// let dave = IdentityKeyPair::generate();
+    /// let d = MemberId::new(b"dave").unwrap();
+    /// let change = at_alice.add_member(&alice, d.clone(), dave.bundle()).unwrap();
+    /// // Bob applies the signed update and shares his key with Dave.
+    /// let applied = at_bob.apply_update(&bob, &change.update).unwrap();
+    /// assert_eq!(applied.shares[0].to, d);
+    /// // Dave joins from the welcome.
+    /// let (at_dave, _) = Room::join(&dave, d, &id, change.welcome.as_ref().unwrap()).unwrap();
+    /// assert_eq!(at_dave.digest(), at_alice.digest());
+    /// ```
     pub fn add_member(
         &mut self,
         identity: &IdentityKeyPair,
@@ -1194,6 +1239,20 @@ impl Room {
     /// and shares it only with the remaining members, so the removed member
     /// reads nothing I send afterwards (every remaining device does the
     /// same when it applies the update).
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// # let (alice, bob, carol) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b, c) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap(), MemberId::new(b"carol").unwrap());
+    /// # let id = RoomId::new(b"r").unwrap();
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle()), (c.clone(), carol.bundle())];
+    /// # let (mut at_alice, _) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
+    /// # let (mut at_bob, _) = Room::join(&bob, b.clone(), &id, &at_alice.welcome(&alice).unwrap()).unwrap();
+    /// let change = at_alice.remove_member(&alice, &c).unwrap(); // alice created it: an admin
+    /// assert!(change.shares.iter().all(|s| s.to != c)); // the new key skips carol
+    /// let applied = at_bob.apply_update(&bob, &change.update).unwrap();
+    /// assert_eq!(applied.shares.len(), 1); // bob rotates too: a share for alice
+    /// ```
     pub fn remove_member(
         &mut self,
         identity: &IdentityKeyPair,
@@ -1223,6 +1282,20 @@ impl Room {
 
     /// Leaves the room by a signed operation. The room is read-only for me
     /// afterwards; the other members rotate when they apply the update.
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// # let (alice, bob, carol) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b, c) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap(), MemberId::new(b"carol").unwrap());
+    /// # let id = RoomId::new(b"r").unwrap();
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle()), (c.clone(), carol.bundle())];
+    /// # let (mut at_alice, _) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
+    /// # let (mut at_bob, _) = Room::join(&bob, b.clone(), &id, &at_alice.welcome(&alice).unwrap()).unwrap();
+    /// let change = at_bob.leave(&bob).unwrap();
+    /// assert!(!at_bob.is_member());
+    /// at_alice.apply_update(&alice, &change.update).unwrap();
+    /// assert!(at_alice.pinned_identity(&b).is_none());
+    /// ```
     pub fn leave(&mut self, identity: &IdentityKeyPair) -> Result<MembershipChange, Error> {
         self.check_me(identity)?;
         self.own_op(identity, now_secs(), &mut crate::rng::os_rng(), |m, id| {
@@ -1267,6 +1340,21 @@ impl Room {
     ///
     /// A membership change that no member signed (the relay's claim) is
     /// refused and gives no key to anyone.
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// # let (alice, bob, carol) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b, c) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap(), MemberId::new(b"carol").unwrap());
+    /// # let id = RoomId::new(b"r").unwrap();
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle()), (c.clone(), carol.bundle())];
+    /// # let (mut at_alice, _) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
+    /// # let (mut at_bob, _) = Room::join(&bob, b.clone(), &id, &at_alice.welcome(&alice).unwrap()).unwrap();
+    /// let change = at_alice.remove_member(&alice, &c).unwrap();
+    /// let applied = at_bob.apply_update(&bob, &change.update).unwrap();
+    /// assert!(!applied.events.is_empty());
+    /// // The same update again changes nothing.
+    /// assert!(at_bob.apply_update(&bob, &change.update).unwrap().duplicate);
+    /// ```
     pub fn apply_update(
         &mut self,
         identity: &IdentityKeyPair,
@@ -1446,6 +1534,22 @@ impl Room {
 
     /// For each member, the indices of its current sender key that were
     /// skipped and have not arrived yet.
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId};
+    /// # let (alice, bob, carol) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b, c) = (MemberId::new(b"alice").unwrap(), MemberId::new(b"bob").unwrap(), MemberId::new(b"carol").unwrap());
+    /// # let id = RoomId::new(b"r").unwrap();
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle()), (c.clone(), carol.bundle())];
+    /// # let (mut at_alice, _) = Room::create(&alice, id.clone(), a.clone(), &members).unwrap();
+    /// # let (mut at_bob, _) = Room::join(&bob, b.clone(), &id, &at_alice.welcome(&alice).unwrap()).unwrap();
+    /// # let to_bob = at_alice.rotate(&alice).unwrap();
+    /// # at_bob.receive_share(&bob, &to_bob.iter().find(|s| s.to == b).unwrap().bytes).unwrap();
+    /// let _lost = at_alice.encrypt(&alice, b"one").unwrap();
+    /// let second = at_alice.encrypt(&alice, b"two").unwrap();
+    /// at_bob.decrypt(&second.message).unwrap();
+    /// assert_eq!(at_bob.missing()[0].indices, vec![0]);
+    /// ```
     pub fn missing(&self) -> Vec<Missing> {
         self.inbound
             .values()
