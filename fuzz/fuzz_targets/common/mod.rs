@@ -35,6 +35,7 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("receive_path", receive_path),
     ("stored_state", stored_state),
     ("scannable_payload", scannable_payload),
+    ("key_image", key_image),
     ("device_bundle", device_bundle),
     ("attachment_pointer", attachment_pointer),
     ("content", content),
@@ -983,6 +984,31 @@ pub(crate) fn scannable_payload(data: &[u8]) {
     assert_eq!(on_bob.verify_scanned(data).is_ok(), data == genuine);
 }
 
+/// `key_image`: the picture decoders (PNG with the frame locator, SVG,
+/// terminal; the first byte picks one) are total, and whatever they decode
+/// survives a render and decode again unchanged.
+pub(crate) fn key_image(data: &[u8]) {
+    let Some((sel, rest)) = data.split_first() else {
+        return;
+    };
+    let decoded = match sel % 3 {
+        0 => secret_chat::KeyImage::decode_png(rest).ok(),
+        1 => std::str::from_utf8(rest)
+            .ok()
+            .and_then(|t| secret_chat::KeyImage::decode_svg(t).ok()),
+        _ => std::str::from_utf8(rest)
+            .ok()
+            .and_then(|t| secret_chat::KeyImage::decode_terminal(t).ok()),
+    };
+    if let Some(image) = decoded {
+        let again = secret_chat::KeyImage::decode_svg(&image.render_svg()).expect("re-decode");
+        assert_eq!(
+            again, image,
+            "key image: decode then render changed the picture"
+        );
+    }
+}
+
 /// The ids' text form (`FromStr`) and byte constructors: total, and one text
 /// form per id (whatever parses prints back as the same text; every id's
 /// text parses back to the same id).
@@ -1063,6 +1089,22 @@ fn storage_and_payload_seeds(w: &World, out: &mut Vec<(&'static str, String, Vec
     let mut rt = vec![4u8];
     rt.extend_from_slice(&on_alice.payload().to_bytes());
     out.push(("round_trip", "payload".into(), rt));
+    let image = on_alice.image();
+    let mut png = vec![0u8];
+    png.extend_from_slice(&image.render_png(2).unwrap());
+    // The genuine renderings decode (the target is not vacuous).
+    assert_eq!(secret_chat::KeyImage::decode_png(&png[1..]).unwrap(), image);
+    out.push(("key_image", "png".into(), png));
+    let mut svg = vec![1u8];
+    svg.extend_from_slice(image.render_svg().as_bytes());
+    out.push(("key_image", "svg".into(), svg));
+    let mut term = vec![2u8];
+    term.extend_from_slice(
+        image
+            .render_terminal(secret_chat::TerminalMode::Plain)
+            .as_bytes(),
+    );
+    out.push(("key_image", "terminal".into(), term));
 }
 
 // ---------------------------------------------------------------------------
