@@ -298,7 +298,7 @@ fn receive_share_by_size(c: &mut Criterion) {
             .instance_of(&list[0].0)
             .unwrap()
             .as_bytes();
-        let owner = ids[0].public().signing_key().to_bytes();
+        let owner = ids[0].public().to_bytes();
         let b1 = ids[1].bundle();
         let to = [Recipient::new(
             b1.identity(),

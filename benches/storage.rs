@@ -53,7 +53,7 @@ fn big_room() -> Room {
         let instance = *room.membership().instance_of(&names[i]).unwrap().as_bytes();
         let binding = secret_chat::testing::sender_key_binding(
             &room_id,
-            &ids[i].public().signing_key().to_bytes(),
+            &ids[i].public().to_bytes(),
             &instance,
             0,
         );

@@ -22,6 +22,7 @@ use core::fmt;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
 use subtle::{Choice, ConstantTimeEq};
 use x25519_dalek::PublicKey as XPublic;
 #[cfg(test)]
@@ -81,7 +82,7 @@ impl IdentityKeyPair {
     }
 
     fn assemble(signing: SigningKey, share_keys: ShareKeyring) -> Self {
-        let public = PublicIdentity::assemble(signing.verifying_key());
+        let public = PublicIdentity::assemble(EdPublic::from_key(signing.verifying_key()));
         Self {
             signing,
             public,
@@ -288,23 +289,20 @@ impl fmt::Debug for IdentityId {
 /// of small order.
 #[derive(Clone)]
 pub struct PublicIdentity {
-    signing: VerifyingKey,
-    encoded: [u8; PUBLIC_IDENTITY_LEN],
+    signing: EdPublic,
     id: IdentityId,
 }
 
 impl PublicIdentity {
-    fn assemble(signing: VerifyingKey) -> Self {
-        let encoded = signing.to_bytes();
+    fn assemble(signing: EdPublic) -> Self {
         let digest = Sha256::new()
             .chain_update(labels::IDENTITY_ID)
-            .chain_update(encoded)
+            .chain_update(signing.as_bytes())
             .finalize();
         let mut id = [0u8; IDENTITY_ID_LEN];
         id.copy_from_slice(&digest[..IDENTITY_ID_LEN]);
         Self {
             signing,
-            encoded,
             id: IdentityId(id),
         }
     }
@@ -322,17 +320,23 @@ impl PublicIdentity {
         let mut r = Reader::new(bytes);
         let key: [u8; 32] = r.array()?;
         r.finish()?;
-        Ok(Self::assemble(parse_ed25519_public(&key)?))
+        Ok(Self::assemble(EdPublic::parse(&key)?))
+    }
+
+    /// A public identity from a key already checked (or vouched for by an
+    /// authenticated record): no point decompression here.
+    pub(crate) fn from_checked(signing: EdPublic) -> Self {
+        Self::assemble(signing)
     }
 
     /// The canonical 32-byte encoding.
     pub fn to_bytes(&self) -> [u8; PUBLIC_IDENTITY_LEN] {
-        self.encoded
+        *self.signing.as_bytes()
     }
 
     /// The canonical encoding, borrowed.
     pub fn as_bytes(&self) -> &[u8; PUBLIC_IDENTITY_LEN] {
-        &self.encoded
+        self.signing.as_bytes()
     }
 
     /// The short id.
@@ -342,19 +346,19 @@ impl PublicIdentity {
 
     /// The Ed25519 key that signs this identity's key shares, share keys and
     /// membership operations.
-    pub fn signing_key(&self) -> &VerifyingKey {
+    pub(crate) fn signing_key(&self) -> &EdPublic {
         &self.signing
     }
 
     /// Verifies an identity signature (strict Ed25519) over `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), Error> {
-        verify_strict(&self.signing, message, signature)
+        self.signing.verify_strict(message, signature)
     }
 }
 
 impl PartialEq for PublicIdentity {
     fn eq(&self, other: &Self) -> bool {
-        self.encoded.ct_eq(&other.encoded).into()
+        self.as_bytes().ct_eq(other.as_bytes()).into()
     }
 }
 
@@ -362,7 +366,7 @@ impl Eq for PublicIdentity {}
 
 impl core::hash::Hash for PublicIdentity {
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-        self.encoded.hash(state);
+        self.as_bytes().hash(state);
     }
 }
 
@@ -371,6 +375,93 @@ impl fmt::Debug for PublicIdentity {
         f.debug_struct("PublicIdentity")
             .field("id", &self.id)
             .finish_non_exhaustive()
+    }
+}
+
+/// An Ed25519 public key: its 32 bytes, and the decompressed point.
+///
+/// Keys that arrive from the network are checked when parsed
+/// ([`parse`](Self::parse): canonical encoding, not of small order) and
+/// keep their point. Keys read back from an encrypted state record were
+/// checked before they were stored, and the record's tag vouches for them:
+/// [`stored`](Self::stored) keeps only the bytes and decompresses on first
+/// use (a room of a thousand members then loads without a thousand
+/// square roots). Equality, order and hash are those of the bytes.
+#[derive(Clone)]
+pub(crate) struct EdPublic {
+    bytes: [u8; 32],
+    /// Boxed: a decompressed key is ~200 bytes, and most stored keys of a
+    /// large room are never used.
+    point: OnceLock<Option<Box<VerifyingKey>>>,
+}
+
+impl EdPublic {
+    /// Parses and checks a key (see [`parse_ed25519_public`]).
+    pub(crate) fn parse(bytes: &[u8; 32]) -> Result<Self, Error> {
+        parse_ed25519_public(bytes).map(Self::from_key)
+    }
+
+    /// A key already decompressed and checked.
+    pub(crate) fn from_key(key: VerifyingKey) -> Self {
+        Self {
+            bytes: key.to_bytes(),
+            point: OnceLock::from(Some(Box::new(key))),
+        }
+    }
+
+    /// A key from authenticated storage: decompressed lazily.
+    pub(crate) fn stored(bytes: [u8; 32]) -> Self {
+        Self {
+            bytes,
+            point: OnceLock::new(),
+        }
+    }
+
+    /// The encoded key.
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// The point, decompressed on first use. `None` only for stored bytes
+    /// that are no valid key (impossible for records this crate wrote).
+    fn point(&self) -> Option<&VerifyingKey> {
+        self.point
+            .get_or_init(|| parse_ed25519_public(&self.bytes).ok().map(Box::new))
+            .as_deref()
+    }
+
+    /// Strict Ed25519 verification ([`verify_strict`]).
+    pub(crate) fn verify_strict(&self, message: &[u8], sig: &Signature) -> Result<(), Error> {
+        match self.point() {
+            Some(key) => verify_strict(key, message, sig),
+            None => Err(Error::BadSignature),
+        }
+    }
+}
+
+impl PartialEq for EdPublic {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for EdPublic {}
+
+impl PartialOrd for EdPublic {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EdPublic {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.bytes.cmp(&other.bytes)
+    }
+}
+
+impl core::hash::Hash for EdPublic {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state);
     }
 }
 

@@ -172,6 +172,16 @@ pub const RECORD_KIND_OUTBOUND_KEY: u8 = 5;
 /// Record kind: the inbound sender keys of one member of one room (record
 /// key: the member id).
 pub const RECORD_KIND_INBOUND_KEYS: u8 = 6;
+/// Record kind: the newest share key known for one member of one room
+/// (record key: the member id). Kept apart from the member's inbound keys,
+/// which change with every message, because an X-Wing share key is 1.2 KB.
+pub const RECORD_KIND_MEMBER_SHARE_KEY: u8 = 7;
+/// Record kind: the app's own records (its outbox of messages and key
+/// shares not yet handed to the relay, received messages, read markers),
+/// sealed and committed in the same batch as the room changes they go with
+/// (see [`Room::save_with`](crate::Room::save_with)). The crate never reads
+/// them.
+pub const RECORD_KIND_APP: u8 = 8;
 
 /// Public-key check: a clamped scalar used to multiply an X25519 public key
 /// during parsing; the result is all-zero exactly for low-order points.

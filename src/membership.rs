@@ -51,7 +51,7 @@
 //! ```
 
 use crate::error::{DecodeError, Error, MembershipError};
-use crate::identity::{IdentityKeyPair, PublicIdentity, parse_ed25519_public, verify_strict};
+use crate::identity::{EdPublic, IdentityKeyPair, PublicIdentity};
 use crate::ids::{MemberId, RoomId};
 use crate::labels::{
     MEMBERSHIP_DIGEST, MEMBERSHIP_GENESIS_SIGNATURE, MEMBERSHIP_OP_ID, MEMBERSHIP_OP_SIGNATURE,
@@ -65,7 +65,7 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::fmt;
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::Signature;
 use sha2::{Digest, Sha256};
 
 /// Suite byte of X25519 key shares (carried in the genesis, not used here).
@@ -118,7 +118,7 @@ const MAX_GENESIS_LEN: usize = 2
 /// assert!(IdentityKey::from_bytes(&[0; 32]).is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq)]
-pub struct IdentityKey(VerifyingKey);
+pub struct IdentityKey(EdPublic);
 
 impl core::hash::Hash for IdentityKey {
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
@@ -137,17 +137,23 @@ impl IdentityKey {
     /// Parses 32 bytes: refuses a non-canonical encoding
     /// (`Malformed(InvalidValue)`) and a small-order key (`WeakKey`).
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, Error> {
-        parse_ed25519_public(bytes).map(Self)
+        EdPublic::parse(bytes).map(Self)
+    }
+
+    /// A key read from authenticated storage (checked before it was
+    /// stored): decompressed only if it is used.
+    pub(crate) fn stored(bytes: [u8; 32]) -> Self {
+        Self(EdPublic::stored(bytes))
     }
 
     /// The identity key of a key pair.
     pub fn of(identity: &IdentityKeyPair) -> Self {
-        Self(*identity.public().signing_key())
+        Self(identity.public().signing_key().clone())
     }
 
     /// The identity key of a public identity.
     pub fn of_public(identity: &PublicIdentity) -> Self {
-        Self(*identity.signing_key())
+        Self(identity.signing_key().clone())
     }
 
     /// The 32 encoded bytes.
@@ -155,9 +161,33 @@ impl IdentityKey {
         self.0.as_bytes()
     }
 
-    /// The Ed25519 key.
-    pub fn verifying_key(&self) -> &VerifyingKey {
-        &self.0
+    /// The identity this key is (no new check: the key was checked, or
+    /// vouched for by an authenticated record, when it was made).
+    pub fn to_public(&self) -> PublicIdentity {
+        PublicIdentity::from_checked(self.0.clone())
+    }
+
+    /// Strict Ed25519 verification of a signature by this key.
+    fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), Error> {
+        self.0.verify_strict(message, signature)
+    }
+}
+
+/// How much of a parsed genesis or operation is checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// From the network: keys decompressed and checked, signatures verified.
+    Full,
+    /// From authenticated storage: structure and rules only.
+    Stored,
+}
+
+impl Check {
+    fn key(self, bytes: [u8; 32]) -> Result<IdentityKey, Error> {
+        match self {
+            Check::Full => IdentityKey::from_bytes(&bytes),
+            Check::Stored => Ok(IdentityKey::stored(bytes)),
+        }
     }
 }
 
@@ -373,7 +403,7 @@ impl Genesis {
         w.bytes(&signature.to_bytes());
         let bytes = w.into_vec();
         // One parser checks everything, for made and received genesis alike.
-        let genesis = Self::parse(&bytes, room)?;
+        let genesis = Self::parse(&bytes, room, Check::Full)?;
         if genesis.identity_at_genesis(creator_id) != Some(&IdentityKey::of(creator)) {
             return Err(DecodeError::InvalidValue.into());
         }
@@ -398,10 +428,10 @@ impl Genesis {
     /// assert_eq!(Genesis::from_bytes(g.as_bytes(), &other), Err(Error::NotForMe));
     /// ```
     pub fn from_bytes(bytes: &[u8], expected_room: &RoomId) -> Result<Self, Error> {
-        Self::parse(bytes, expected_room)
+        Self::parse(bytes, expected_room, Check::Full)
     }
 
-    fn parse(bytes: &[u8], expected_room: &RoomId) -> Result<Self, Error> {
+    fn parse(bytes: &[u8], expected_room: &RoomId, check: Check) -> Result<Self, Error> {
         if bytes.len() > MAX_GENESIS_LEN {
             return Err(DecodeError::LengthLimit.into());
         }
@@ -434,7 +464,7 @@ impl Genesis {
         let mut keys: BTreeSet<[u8; 32]> = BTreeSet::new();
         for _ in 0..n {
             let id = MemberId::new(r.vec16(MAX_MEMBER_ID_LEN)?)?;
-            let key = IdentityKey::from_bytes(&r.array()?)?;
+            let key = check.key(r.array()?)?;
             if members.last().is_some_and(|(prev, _)| prev >= &id) || !keys.insert(*key.as_bytes())
             {
                 return Err(DecodeError::InvalidValue.into());
@@ -468,11 +498,9 @@ impl Genesis {
             .map(|(_, k)| k.clone())
             .ok_or(Error::Malformed(DecodeError::InvalidValue))?;
         let body = bytes.get(..body_len).ok_or(DecodeError::Truncated)?;
-        verify_strict(
-            creator_key.verifying_key(),
-            &genesis_signature_input(body),
-            &signature,
-        )?;
+        if check == Check::Full {
+            creator_key.verify(&genesis_signature_input(body), &signature)?;
+        }
         Ok(Self {
             id: OpId::of(bytes),
             bytes: bytes.to_vec(),
@@ -638,7 +666,7 @@ impl Operation {
     /// assert_eq!(op.author(), &b);
     /// ```
     pub fn from_bytes(bytes: &[u8], genesis: &OpId) -> Result<Self, Error> {
-        Self::parse(bytes, genesis, |_| None)
+        Self::parse(bytes, genesis, |_| None, Check::Full)
     }
 
     /// [`from_bytes`](Self::from_bytes), taking the author's key from
@@ -648,6 +676,7 @@ impl Operation {
         bytes: &[u8],
         genesis: &OpId,
         known: impl Fn(&[u8; 32]) -> Option<IdentityKey>,
+        check: Check,
     ) -> Result<Self, Error> {
         if bytes.len() > MAX_OP_LEN {
             return Err(DecodeError::LengthLimit.into());
@@ -661,7 +690,7 @@ impl Operation {
         let author_bytes = r.array()?;
         let author_key = match known(&author_bytes) {
             Some(k) => k,
-            None => IdentityKey::from_bytes(&author_bytes)?,
+            None => check.key(author_bytes)?,
         };
         let p = usize::from(r.u8()?);
         if p == 0 {
@@ -681,7 +710,7 @@ impl Operation {
         let kind = match r.u8()? {
             1 => OpKind::Add {
                 member: MemberId::new(r.vec16(MAX_MEMBER_ID_LEN)?)?,
-                identity: IdentityKey::from_bytes(&r.array()?)?,
+                identity: check.key(r.array()?)?,
             },
             2 => OpKind::Remove {
                 member: MemberId::new(r.vec16(MAX_MEMBER_ID_LEN)?)?,
@@ -693,11 +722,9 @@ impl Operation {
         let signature = Signature::from_bytes(&r.array()?);
         r.finish()?;
         let body = bytes.get(..body_len).ok_or(DecodeError::Truncated)?;
-        verify_strict(
-            author_key.verifying_key(),
-            &op_signature_input(genesis, body),
-            &signature,
-        )?;
+        if check == Check::Full {
+            author_key.verify(&op_signature_input(genesis, body), &signature)?;
+        }
         Ok(Self {
             id: OpId::of(bytes),
             bytes: bytes.to_vec(),
@@ -1218,7 +1245,7 @@ impl Membership {
     /// assert!(!at_alice.is_member(&b));
     /// ```
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, Error> {
-        let op = Operation::parse(bytes, &self.genesis.id, |k| self.known_key(k))?;
+        let op = Operation::parse(bytes, &self.genesis.id, |k| self.known_key(k), Check::Full)?;
         if self.index.contains_key(&op.id) || self.pending.contains_key(&op.id) {
             return Ok(Received::Duplicate);
         }
@@ -1238,6 +1265,34 @@ impl Membership {
         let mut events = self.apply(op)?;
         self.release_pending(&mut events);
         Ok(Received::Applied(events))
+    }
+
+    /// The operations held for missing parents, encoded, in id order (kept
+    /// with the log in storage so a restart loses none).
+    pub(crate) fn pending_ops(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.pending.values().map(|op| op.bytes.as_slice())
+    }
+
+    /// Puts back an operation [`pending_ops`](Self::pending_ops) listed,
+    /// read from authenticated storage (its signature was verified when it
+    /// was received). It must still wait for a parent, and not be held or
+    /// applied already.
+    pub(crate) fn restore_pending(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let op = Operation::parse(
+            bytes,
+            &self.genesis.id,
+            |k| self.known_key(k),
+            Check::Stored,
+        )?;
+        if self.index.contains_key(&op.id)
+            || self.pending.contains_key(&op.id)
+            || self.pending.len() >= MAX_PENDING_OPS
+            || op.parents.iter().all(|p| self.index.contains_key(p))
+        {
+            return Err(DecodeError::InvalidValue.into());
+        }
+        self.pending.insert(op.id, op);
+        Ok(())
     }
 
     fn release_pending(&mut self, events: &mut Vec<Event>) {
@@ -1417,17 +1472,35 @@ impl Membership {
     /// assert!(Membership::from_log(&log[..log.len() - 1], &room).is_err());
     /// ```
     pub fn from_log(bytes: &[u8], expected_room: &RoomId) -> Result<Self, Error> {
+        Self::parse_log(bytes, expected_room, Check::Full)
+    }
+
+    /// [`from_log`](Self::from_log) for a log read back from authenticated
+    /// storage (this device verified every signature before it stored the
+    /// log, and the record's tag vouches for the bytes): every structural
+    /// check and every membership rule still runs, but no signature is
+    /// verified and no key decompressed.
+    pub(crate) fn from_stored_log(bytes: &[u8], expected_room: &RoomId) -> Result<Self, Error> {
+        Self::parse_log(bytes, expected_room, Check::Stored)
+    }
+
+    fn parse_log(bytes: &[u8], expected_room: &RoomId, check: Check) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
         r.version(MEMBERSHIP_VERSION)?;
         if r.u8()? != MEMBERSHIP_TYPE_LOG {
             return Err(DecodeError::InvalidValue.into());
         }
-        let genesis = Genesis::from_bytes(r.vec32(MAX_GENESIS_LEN)?, expected_room)?;
+        let genesis = Genesis::parse(r.vec32(MAX_GENESIS_LEN)?, expected_room, check)?;
         let mut m = Self::new(genesis);
         let n = r.count32(MAX_LOG_OPS, 2 + MIN_OP_LEN)?;
         let mut last: Option<(u64, OpId)> = None;
         for _ in 0..n {
-            let op = Operation::parse(r.vec16(MAX_OP_LEN)?, &m.genesis.id, |k| m.known_key(k))?;
+            let op = Operation::parse(
+                r.vec16(MAX_OP_LEN)?,
+                &m.genesis.id,
+                |k| m.known_key(k),
+                check,
+            )?;
             let mut depth = 0u64;
             for p in &op.parents {
                 let i = *m

@@ -42,6 +42,7 @@
 //! where a byte-by-byte wipe cost about a third of the decryption.
 
 use crate::error::{DecodeError, Error};
+use crate::identity::EdPublic;
 use crate::ids::SenderKeyId;
 use crate::labels;
 use crate::limits::{MAX_PLAINTEXT_LEN, MAX_ROOM_ID_LEN};
@@ -51,7 +52,7 @@ use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit};
 use alloc::vec::Vec;
 use core::fmt;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
@@ -314,10 +315,9 @@ impl<'a> Message<'a> {
         self.header
     }
 
-    pub(crate) fn verify_signature(&self, key: &VerifyingKey) -> Result<(), Error> {
+    pub(crate) fn verify_signature(&self, key: &EdPublic) -> Result<(), Error> {
         let sig = self.signature.ok_or(Error::SignatureRequired)?;
-        crate::identity::verify_strict(
-            key,
+        key.verify_strict(
             &signature_input(self.header, self.ciphertext),
             &Signature::from_bytes(&sig),
         )

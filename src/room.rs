@@ -65,6 +65,9 @@ pub use crate::limits::MAX_RETIRED_KEYS;
 
 use crate::clock::now_secs;
 
+mod records;
+use records::Unsaved;
+
 /// When a member rotates its own sender key by itself (post-compromise
 /// healing). A rotation sends one key share per other member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +243,8 @@ pub struct Room {
     outbound_created_at: u64,
     own_retired: Vec<SenderKeyId>,
     inbound: BTreeMap<SenderKeyId, InboundEntry>,
+    /// Records changed since the last save (not itself stored).
+    unsaved: Unsaved,
 }
 
 impl fmt::Debug for Room {
@@ -267,8 +272,8 @@ fn binding(room: &RoomId, owner: &PublicIdentity, instance: &InstanceId, epoch: 
     sender_key_binding(room, owner.as_bytes(), instance.as_bytes(), epoch)
 }
 
-fn identity_of(key: &IdentityKey) -> Result<PublicIdentity, Error> {
-    PublicIdentity::from_bytes(key.as_bytes())
+fn identity_of(key: &IdentityKey) -> PublicIdentity {
+    key.to_public()
 }
 
 /// Welcome: `0x02 || 0x10 || u32 len || log || u16 count || count x (u16 len
@@ -485,7 +490,7 @@ impl Room {
             peers.insert(
                 member.clone(),
                 Peer {
-                    identity: identity_of(key)?,
+                    identity: identity_of(key),
                     instance,
                     share_key,
                     last_epoch: None,
@@ -514,6 +519,7 @@ impl Room {
             outbound_created_at: now,
             own_retired: Vec::new(),
             inbound: BTreeMap::new(),
+            unsaved: Unsaved::everything(),
         };
         let shares = room.share_owed(identity, now, rng)?;
         Ok((room, shares))
@@ -692,6 +698,7 @@ impl Room {
                 p.owed = false;
             }
         }
+        self.unsaved.outbound = true;
         Ok(targets
             .into_iter()
             .zip(shares)
@@ -757,6 +764,7 @@ impl Room {
             return Err(Error::NotAMember);
         }
         let result = self.share_owed(identity, now, rng);
+        self.unsaved.outbound = true;
         for (m, o) in owed {
             if let Some(p) = self.peers.get_mut(&m) {
                 // Others keep what they were owed; the member is owed only
@@ -843,6 +851,7 @@ impl Room {
         }
         let previous = p.share_key.replace(key.clone());
         let owed = p.owed;
+        self.unsaved.share_keys.insert(member.clone());
         if !owed {
             return Ok(Vec::new());
         }
@@ -995,8 +1004,10 @@ impl Room {
             p.last_epoch = Some(epoch);
             if let Some(k) = newer_share_key {
                 p.share_key = Some(k);
+                self.unsaved.share_keys.insert(from.clone());
             }
         }
+        self.unsaved.inbound.insert(from.clone());
         self.prune_member(&from);
         Ok(AcceptedShare { from, epoch })
     }
@@ -1005,8 +1016,14 @@ impl Room {
     /// erasure, done on every call that takes the clock).
     fn erase_expired(&mut self, now: u64) {
         let grace = self.policy.old_key_grace_secs;
-        self.inbound
-            .retain(|_, e| e.retired_at.is_none_or(|t| now.saturating_sub(t) <= grace));
+        let unsaved = &mut self.unsaved;
+        self.inbound.retain(|_, e| {
+            let keep = e.retired_at.is_none_or(|t| now.saturating_sub(t) <= grace);
+            if !keep {
+                unsaved.inbound.insert(e.member.clone());
+            }
+            keep
+        });
     }
 
     /// Keeps at most [`MAX_RETIRED_KEYS`] retired keys of `member` (only the
@@ -1024,6 +1041,7 @@ impl Room {
             for (_, id) in retired.into_iter().take(excess) {
                 self.inbound.remove(&id);
             }
+            self.unsaved.inbound.insert(member.clone());
         }
     }
 
@@ -1074,6 +1092,7 @@ impl Room {
             Vec::new()
         };
         let message = self.outbound.encrypt_with_rng(plaintext, rng)?;
+        self.unsaved.outbound = true;
         Ok(Outgoing { shares, message })
     }
 
@@ -1123,6 +1142,7 @@ impl Room {
             rng,
         );
         let old = core::mem::replace(&mut self.outbound, fresh);
+        self.unsaved.outbound = true;
         let owed: Vec<(MemberId, bool)> = self
             .peers
             .iter()
@@ -1383,6 +1403,7 @@ impl Room {
                 });
             }
             OpReceived::Held { .. } => {
+                self.unsaved.log = true;
                 return Ok(Applied {
                     held: true,
                     ..Applied::default()
@@ -1431,8 +1452,12 @@ impl Room {
             })
             .map(|(m, _)| m.clone())
             .collect();
+        self.unsaved.log = true;
+        self.unsaved.outbound = true;
         for m in &gone {
             self.peers.remove(m);
+            self.unsaved.share_keys.insert(m.clone());
+            self.unsaved.inbound.insert(m.clone());
             removed_any = true;
         }
         let mut added = false;
@@ -1444,13 +1469,15 @@ impl Room {
                 .filter(|b| b.identity().as_bytes() == key.as_bytes())
                 .and_then(|b| b.share_key(self.suite).cloned());
             let peer = Peer {
-                identity: identity_of(key)?,
+                identity: identity_of(key),
                 instance,
                 share_key,
                 last_epoch: None,
                 owed: true,
             };
             self.peers.insert(m.clone(), peer);
+            self.unsaved.share_keys.insert(m.clone());
+            self.unsaved.inbound.insert(m.clone());
             added = true;
         }
         let _ = events;
@@ -1524,6 +1551,7 @@ impl Room {
             Error::UnknownSenderKey
         })?;
         let decrypted = entry.key.decrypt(&msg)?;
+        self.unsaved.inbound.insert(entry.member.clone());
         Ok(Received {
             sender: entry.member.clone(),
             epoch: entry.key.epoch(),
@@ -1750,7 +1778,8 @@ impl Room {
             old_key_grace_secs: r.u64()?,
         };
         let outbound_created_at = r.u64()?;
-        let membership = Membership::from_log(r.vec32(MAX_LOG_BYTES)?, &id).map_err(to_decode)?;
+        let membership =
+            Membership::from_stored_log(r.vec32(MAX_LOG_BYTES)?, &id).map_err(to_decode)?;
         let suite = Suite::from_byte(membership.genesis().suite())?;
         if membership
             .identity_of(&me)
@@ -1768,12 +1797,12 @@ impl Room {
             let instance = membership
                 .instance_of(&member)
                 .ok_or(DecodeError::InvalidValue)?;
-            let identity = identity_of(key).map_err(to_decode)?;
+            let identity = identity_of(key);
             let sk = r.vec16(MAX_SIGNED_SHARE_KEY_LEN)?;
             let share_key = if sk.is_empty() {
                 None
             } else {
-                let k = SignedShareKey::from_bytes(sk, &identity).map_err(to_decode)?;
+                let k = SignedShareKey::from_stored(sk).map_err(to_decode)?;
                 if k.suite() != suite {
                     return Err(DecodeError::InvalidValue);
                 }
@@ -1869,6 +1898,7 @@ impl Room {
             outbound_created_at,
             own_retired,
             inbound,
+            unsaved: Unsaved::everything(),
         })
     }
 }

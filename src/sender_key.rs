@@ -31,6 +31,7 @@
 //! moves only pointers and never leaves a copy behind in freed memory.
 
 use crate::error::{DecodeError, Error};
+use crate::identity::EdPublic;
 use crate::ids::{RoomId, SenderKeyId};
 use crate::labels;
 use crate::limits::{MAX_FORWARD_JUMP, MAX_PLAINTEXT_LEN, MAX_ROOM_ID_LEN, MAX_SKIPPED_KEYS};
@@ -40,7 +41,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey};
 use hmac::{Hmac, KeyInit, Mac};
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
@@ -109,10 +110,10 @@ pub(crate) fn sender_key_binding(
 
 /// The id of a signed sender key: the first 16 bytes of
 /// `SHA-256("secret-chat/v2/sender-key/id" || signing public key)`.
-pub(crate) fn signed_key_id(public: &VerifyingKey) -> SenderKeyId {
+pub(crate) fn signed_key_id(public: &[u8; 32]) -> SenderKeyId {
     let digest = Sha256::new()
         .chain_update(labels::SENDER_KEY_ID)
-        .chain_update(public.as_bytes())
+        .chain_update(public)
         .finalize();
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest[..16]);
@@ -216,7 +217,7 @@ pub struct SharedSenderKey {
     pub(crate) index: u32,
     pub(crate) chain_key: Box<ChainKey>,
     /// `Some` exactly when `mode` is [`SenderKeyMode::Signed`].
-    pub(crate) signing_public: Option<VerifyingKey>,
+    pub(crate) signing_public: Option<EdPublic>,
     /// The proof of possession; `Some` exactly when `mode` is signed.
     pub(crate) possession: Option<[u8; 64]>,
     /// Messages the owner sent under its previous sender key (0 for a first key).
@@ -235,14 +236,14 @@ impl SharedSenderKey {
         mode: SenderKeyMode,
         index: u32,
         chain_key: &[u8; 32],
-        signing: Option<(VerifyingKey, [u8; 64])>,
+        signing: Option<(EdPublic, [u8; 64])>,
         predecessor_end: u32,
     ) -> Result<Self, Error> {
         if (mode == SenderKeyMode::Signed) != signing.is_some() {
             return Err(Error::Malformed(DecodeError::InvalidValue));
         }
         if let Some((public, _)) = &signing
-            && signed_key_id(public) != id
+            && signed_key_id(public.as_bytes()) != id
         {
             return Err(Error::SenderKeyIdMismatch);
         }
@@ -251,8 +252,8 @@ impl SharedSenderKey {
             mode,
             index,
             chain_key: Box::new(ChainKey(*chain_key)),
+            possession: signing.as_ref().map(|(_, s)| *s),
             signing_public: signing.map(|(p, _)| p),
-            possession: signing.map(|(_, s)| s),
             predecessor_end,
         })
     }
@@ -272,9 +273,10 @@ impl SharedSenderKey {
         self.index
     }
 
-    /// The public half of the sender key's signing key (group mode only).
-    pub fn signing_public(&self) -> Option<&VerifyingKey> {
-        self.signing_public.as_ref()
+    /// The public half of the sender key's signing key, encoded (group
+    /// mode only).
+    pub fn signing_public(&self) -> Option<&[u8; 32]> {
+        self.signing_public.as_ref().map(EdPublic::as_bytes)
     }
 
     /// How many messages the owner sent under the sender key this one
@@ -327,7 +329,7 @@ impl SharedSenderKey {
         chain_key.copy_from_slice(r.bytes(32)?);
         let signing = match mode {
             SenderKeyMode::Signed => {
-                let public = crate::identity::parse_ed25519_public(&r.array()?)?;
+                let public = EdPublic::parse(&r.array()?)?;
                 Some((public, r.array::<64>()?))
             }
             SenderKeyMode::Pairwise => None,
@@ -356,8 +358,7 @@ impl ConstantTimeEq for SharedSenderKey {
             && self.index == other.index
             && self.predecessor_end == other.predecessor_end
             && self.possession == other.possession
-            && self.signing_public.map(|k| k.to_bytes())
-                == other.signing_public.map(|k| k.to_bytes());
+            && self.signing_public == other.signing_public;
         Choice::from(u8::from(public)) & self.chain_key.0.ct_eq(&other.chain_key.0)
     }
 }
@@ -446,7 +447,10 @@ impl OutboundSenderKey {
                 let mut seed = Zeroizing::new([0u8; 32]);
                 rng.fill_bytes(seed.as_mut_slice());
                 let signing = Box::new(SigningKey::from_bytes(&seed));
-                (signed_key_id(&signing.verifying_key()), Some(signing))
+                (
+                    signed_key_id(signing.verifying_key().as_bytes()),
+                    Some(signing),
+                )
             }
             SenderKeyMode::Pairwise => {
                 let mut id = [0u8; 16];
@@ -510,15 +514,15 @@ impl OutboundSenderKey {
     pub fn share(&self) -> SharedSenderKey {
         let signing = self.signing.as_ref().map(|k| {
             let proof = k.sign(&possession_input(&self.binding, self.id));
-            (k.verifying_key(), proof.to_bytes())
+            (EdPublic::from_key(k.verifying_key()), proof.to_bytes())
         });
         SharedSenderKey {
             id: self.id,
             mode: self.mode,
             index: self.index,
             chain_key: self.chain_key.clone(),
+            possession: signing.as_ref().map(|(_, s)| *s),
             signing_public: signing.map(|(p, _)| p),
-            possession: signing.map(|(_, s)| s),
             predecessor_end: self.predecessor_end,
         }
     }
@@ -610,7 +614,7 @@ impl OutboundSenderKey {
             SenderKeyMode::Signed => {
                 let seed = Zeroizing::new(r.array::<32>()?);
                 let signing = Box::new(SigningKey::from_bytes(&seed));
-                if signed_key_id(&signing.verifying_key()) != id {
+                if signed_key_id(signing.verifying_key().as_bytes()) != id {
                     return Err(DecodeError::InvalidValue);
                 }
                 Some(signing)
@@ -652,7 +656,7 @@ pub struct InboundSenderKey {
     epoch: u32,
     id: SenderKeyId,
     mode: SenderKeyMode,
-    signing_public: Option<VerifyingKey>,
+    signing_public: Option<EdPublic>,
     binding: [u8; 32],
     predecessor_end: u32,
     /// First index the share allowed; anything earlier is [`Error::TooOld`].
@@ -702,12 +706,12 @@ impl InboundSenderKey {
         binding: [u8; 32],
     ) -> Result<Self, Error> {
         match (&shared.signing_public, &shared.possession) {
-            (Some(public), Some(proof)) => crate::identity::verify_strict(
-                public,
-                &possession_input(&binding, shared.id),
-                &Signature::from_bytes(proof),
-            )
-            .map_err(|_| Error::BadPossessionProof)?,
+            (Some(public), Some(proof)) => public
+                .verify_strict(
+                    &possession_input(&binding, shared.id),
+                    &Signature::from_bytes(proof),
+                )
+                .map_err(|_| Error::BadPossessionProof)?,
             (None, None) if shared.mode == SenderKeyMode::Pairwise => {}
             _ => return Err(Error::Malformed(DecodeError::InvalidValue)),
         }
@@ -738,9 +742,10 @@ impl InboundSenderKey {
         self.mode
     }
 
-    /// The public half of the sender key's signing key (group mode only).
-    pub fn signing_public(&self) -> Option<&VerifyingKey> {
-        self.signing_public.as_ref()
+    /// The public half of the sender key's signing key, encoded (group
+    /// mode only).
+    pub fn signing_public(&self) -> Option<&[u8; 32]> {
+        self.signing_public.as_ref().map(EdPublic::as_bytes)
     }
 
     /// The epoch this key belongs to.
@@ -954,12 +959,13 @@ impl InboundSenderKey {
         let binding = r.array()?;
         let signing_public = match mode {
             SenderKeyMode::Signed => {
-                let public = crate::identity::parse_ed25519_public(&r.array()?)
-                    .map_err(|_| DecodeError::InvalidValue)?;
+                // Checked when the key arrived; the record's tag vouches for
+                // it now: decompressed on first use only.
+                let public: [u8; 32] = r.array()?;
                 if signed_key_id(&public) != id {
                     return Err(DecodeError::InvalidValue);
                 }
-                Some(public)
+                Some(EdPublic::stored(public))
             }
             SenderKeyMode::Pairwise => None,
         };
@@ -1304,7 +1310,7 @@ mod tests {
         let share = out.share();
         assert_eq!(
             share.id,
-            signed_key_id(share.signing_public.as_ref().unwrap())
+            signed_key_id(share.signing_public.as_ref().unwrap().as_bytes())
         );
         let mut pt = share.to_share_plaintext().unwrap();
         pt[1] ^= 1;
@@ -1920,7 +1926,7 @@ mod tests {
                 "sender_key_id": hex(share.id.as_bytes()),
                 "initial_chain_key": hex(&share.chain_key.0),
                 "signing_seed": out.signing.as_ref().map(|k| hex(k.as_bytes())),
-                "signing_public": share.signing_public.map(|k| hex(k.as_bytes())),
+                "signing_public": share.signing_public.as_ref().map(|k| hex(k.as_bytes())),
                 "possession": share.possession.map(|p| hex(&p)),
                 "predecessor_end": predecessor_end,
                 "share_plaintext": hex(&share_pt),

@@ -246,6 +246,29 @@ impl SignedShareKey {
         Ok(suite)
     }
 
+    /// Structure only, for a share key read back from authenticated storage
+    /// (its key and signature were checked when it arrived; the record's tag
+    /// vouches for the bytes).
+    pub(crate) fn from_stored(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        r.version(labels::PROTOCOL_VERSION)?;
+        let suite = Suite::from_byte(r.u8()?)?;
+        let serial = r.u32()?;
+        let created_at = r.u64()?;
+        let _public = r.bytes(suite.public_len())?;
+        let _signature: [u8; SIGNATURE_LEN] = r.array()?;
+        r.finish()?;
+        if serial == 0 {
+            return Err(DecodeError::InvalidValue.into());
+        }
+        Ok(Self {
+            suite,
+            serial,
+            created_at,
+            encoded: bytes.to_vec(),
+        })
+    }
+
     /// Structure and key checks only (the signature is checked by the
     /// caller).
     pub(crate) fn parse_unverified(bytes: &[u8]) -> Result<Self, Error> {

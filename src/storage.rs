@@ -240,6 +240,75 @@ impl IdentityKeyPair {
     }
 }
 
+impl IdentityKeyPair {
+    /// The identity (with its share-key secrets) as the one device-wide
+    /// record of a [`SealedStore`](crate::store::SealedStore): `0x02 |
+    /// Ed25519 seed (32) | share keyring`. Commit it after
+    /// [`generate`](Self::generate) and after every share-key rotation
+    /// ([`save`](Self::save) does it).
+    ///
+    /// ```
+    /// use secret_chat::IdentityKeyPair;
+    /// assert_eq!(IdentityKeyPair::generate().changes().unwrap().len(), 1);
+    /// ```
+    pub fn changes(&self) -> Result<crate::store::Changes, Error> {
+        let mut w = Writer::secret(1 + self.secret_state_len());
+        w.u8(crate::labels::PROTOCOL_VERSION);
+        self.encode_secret_state(&mut w);
+        let mut changes = crate::store::Changes::new();
+        changes.put(identity_record_name()?, w.into_vec())?;
+        Ok(changes)
+    }
+
+    /// Commits [`changes`](Self::changes) to `store` and returns the
+    /// store's new generation.
+    ///
+    /// ```
+    /// use secret_chat::store::{MemoryStore, SealedStore};
+    /// use secret_chat::{IdentityKeyPair, StorageKey};
+    /// let mut store = SealedStore::open(MemoryStore::new(), &StorageKey::generate(), None).unwrap();
+    /// let me = IdentityKeyPair::generate();
+    /// me.save(&mut store).unwrap();
+    /// let back = IdentityKeyPair::load(&store).unwrap().unwrap();
+    /// assert_eq!(back.public(), me.public());
+    /// ```
+    pub fn save<S: crate::store::Store>(
+        &self,
+        store: &mut crate::store::SealedStore<S>,
+    ) -> Result<u64, Error> {
+        store.commit(&self.changes()?)
+    }
+
+    /// The identity stored in `store`, `None` if there is none yet.
+    ///
+    /// Errors: [`Error::StorageDecrypt`] or [`Error::StoreInconsistent`] for
+    /// a damaged or swapped record, [`Error::Malformed`] for a record of
+    /// another version or length, [`Error::Backend`].
+    ///
+    /// ```
+    /// use secret_chat::store::{MemoryStore, SealedStore};
+    /// use secret_chat::{IdentityKeyPair, StorageKey};
+    /// let store = SealedStore::open(MemoryStore::new(), &StorageKey::generate(), None).unwrap();
+    /// assert!(IdentityKeyPair::load(&store).unwrap().is_none());
+    /// ```
+    pub fn load<S: crate::store::Store>(
+        store: &crate::store::SealedStore<S>,
+    ) -> Result<Option<Self>, Error> {
+        let Some(record) = store.get(&identity_record_name()?)? else {
+            return Ok(None);
+        };
+        let mut r = Reader::new(&record);
+        r.version(crate::labels::PROTOCOL_VERSION)?;
+        let identity = Self::decode_secret_state(&mut r)?;
+        r.finish()?;
+        Ok(Some(identity))
+    }
+}
+
+fn identity_record_name() -> Result<crate::record::RecordKey, Error> {
+    crate::record::RecordKey::new(crate::labels::RECORD_KIND_IDENTITY, b"", b"")
+}
+
 impl Room {
     /// Encrypts the complete state of this room for storage under `key` (a
     /// fresh random nonce from the OS RNG): members and pinned identities,

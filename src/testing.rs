@@ -168,7 +168,10 @@ pub fn shared_sender_key(
         input.extend_from_slice(crate::labels::SENDER_KEY_POSSESSION);
         input.extend_from_slice(binding);
         input.extend_from_slice(id.as_bytes());
-        (key.verifying_key(), key.sign(&input).to_bytes())
+        (
+            crate::identity::EdPublic::from_key(key.verifying_key()),
+            key.sign(&input).to_bytes(),
+        )
     });
     crate::SharedSenderKey::new(id, mode, index, chain_key, signing, predecessor_end)
 }
@@ -178,7 +181,7 @@ pub fn shared_sender_key(
 /// invalid or weak public key is an error.
 pub fn signed_sender_key_id(signing_public: &[u8; 32]) -> Result<[u8; 16], crate::Error> {
     let public = crate::identity::parse_ed25519_public(signing_public)?;
-    Ok(*crate::sender_key::signed_key_id(&public).as_bytes())
+    Ok(*crate::sender_key::signed_key_id(public.as_bytes()).as_bytes())
 }
 
 /// The 32-byte binding of a sender key (`docs/PROTOCOL.md` section 4.1).
@@ -266,4 +269,12 @@ pub fn sign_membership_op(
 ) -> Result<Vec<u8>, crate::Error> {
     crate::membership::Operation::sign(signer, genesis, author, parents, kind)
         .map(|op| op.bytes().to_vec())
+}
+
+/// The canonical full state of a room, secrets included (the plaintext of
+/// its whole-state export): for tests that compare two rooms exactly.
+pub fn room_state(room: &crate::Room) -> alloc::vec::Vec<u8> {
+    let mut w = crate::wire::Writer::secret(room.state_len());
+    room.encode_state(&mut w);
+    w.into_vec()
 }

@@ -507,6 +507,20 @@ impl<S: Store> SealedStore<S> {
         changes
     }
 
+    /// Changes that delete every record of `room` whose kind is in `kinds`.
+    pub(crate) fn room_deletion_of_kinds(&self, room: &[u8], kinds: &[u8]) -> Changes {
+        let mut changes = Changes::new();
+        for name in self
+            .index
+            .keys()
+            .filter(|k| k.room() == room && kinds.contains(&k.kind()))
+        {
+            // Only the meta kind is refused, and it is never in the index.
+            let _ = changes.delete(name.clone());
+        }
+        changes
+    }
+
     /// Decrypts record `name`; `None` if it does not exist.
     ///
     /// Errors: [`Error::Malformed`]`(`[`DecodeError::InvalidValue`]`)` for

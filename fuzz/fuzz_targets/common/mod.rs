@@ -299,12 +299,8 @@ fn build_world() -> World {
         let room = share.room().clone();
         let instance = *share.sender_instance();
         let key = share.open(me, sender, &room, s.epoch, &instance).unwrap();
-        let binding = secret_chat::testing::sender_key_binding(
-            &room,
-            &sender.signing_key().to_bytes(),
-            &instance,
-            s.epoch,
-        );
+        let binding =
+            secret_chat::testing::sender_key_binding(&room, &sender.to_bytes(), &instance, s.epoch);
         w.opened.push((room, s.epoch, key, binding));
     }
     w
