@@ -18,6 +18,7 @@ use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
 use secret_chat::keyshare::{Recipient, seal_shares_with_rng};
 use secret_chat::testing::{VectorRng, shared_sender_key};
 use secret_chat::{DeviceBundle, IdentityKeyPair, RoomId, SenderKeyMode, Suite};
+use secret_chat_benches::with_stack_offset;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -261,20 +262,6 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
-}
-
-/// Runs `f` about `pad` bytes deeper in the stack (nested frames of 64
-/// bytes), so that successive samples see the callee at different stack
-/// addresses.
-fn with_stack_offset(pad: usize, mut f: impl FnMut()) {
-    nest(pad / 64, &mut f);
-}
-
-#[inline(never)]
-fn nest(depth: usize, f: &mut dyn FnMut()) {
-    let frame = [0u8; 64];
-    black_box(&frame);
-    if depth == 0 { f() } else { nest(depth - 1, f) }
 }
 
 criterion_group! {

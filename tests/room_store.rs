@@ -732,3 +732,65 @@ fn records_that_contradict_each_other_are_refused() {
         Error::StoreInconsistent
     );
 }
+
+/// Issue 15's goal, counted (not timed): a received message makes the
+/// sealed store write at most 1 KiB (the sender's inbound-keys record and
+/// the meta record), whatever the size of the room.
+#[test]
+fn a_received_message_writes_under_a_kibibyte_in_rooms_of_2_and_60() {
+    for n in [2usize, 60] {
+        let mut rng = VectorRng::new(format!("bytes {n}").as_bytes());
+        let ids: Vec<IdentityKeyPair> = (0..n)
+            .map(|_| IdentityKeyPair::generate_at(T0, &mut rng))
+            .collect();
+        let names: Vec<MemberId> = (0..n)
+            .map(|i| MemberId::new(format!("member-{i:03}@example.org").as_bytes()).unwrap())
+            .collect();
+        let members: Vec<_> = names
+            .iter()
+            .cloned()
+            .zip(ids.iter().map(IdentityKeyPair::bundle))
+            .collect();
+        let (mut creator, to_others) = Room::create_with_rng(
+            &ids[0],
+            room_id(),
+            names[0].clone(),
+            &members,
+            &RoomOptions::default(),
+            T0,
+            &mut rng,
+        )
+        .unwrap();
+        let (mut sender, to_creator) = Room::join_with_rng(
+            &ids[1],
+            names[1].clone(),
+            &room_id(),
+            &creator.welcome(&ids[0]).unwrap(),
+            RotationPolicy::default(),
+            T0,
+            &mut rng,
+        )
+        .unwrap();
+        let to_1 = to_others.iter().find(|s| s.to == names[1]).unwrap();
+        sender.receive_share_at(&ids[1], &to_1.bytes, T0).unwrap();
+        let to_0 = to_creator.iter().find(|s| s.to == names[0]).unwrap();
+        creator.receive_share_at(&ids[0], &to_0.bytes, T0).unwrap();
+        let key = StorageKey::from_bytes([5; 32]);
+        let mut store = SealedStore::open(MemoryStore::new(), &key, None).unwrap();
+        creator.save(&mut store).unwrap();
+        let whole = store.backend().bytes_written();
+        for k in 0..10 {
+            let m = sender
+                .encrypt_with_rng(&ids[1], format!("message {k:>50}").as_bytes(), T0, &mut rng)
+                .unwrap();
+            creator.decrypt_at(&m.message, T0).unwrap();
+            let before = store.backend().bytes_written();
+            creator.save(&mut store).unwrap();
+            let written = store.backend().bytes_written() - before;
+            assert!(
+                written <= 1024,
+                "{n} members: {written} bytes for one received message (whole room {whole})"
+            );
+        }
+    }
+}

@@ -93,6 +93,11 @@ impl SqliteStore {
 
     fn setup(mut conn: Connection) -> Result<Self, Error> {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+        // Small pages for a new file (ignored for an existing one): a commit
+        // writes a few pages to the log, and a received message changes one
+        // record of ~300 bytes plus the meta record.
+        conn.execute_batch("PRAGMA page_size = 1024")
+            .map_err(backend)?;
         let _mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(backend)?;
