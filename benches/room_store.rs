@@ -142,7 +142,7 @@ fn bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    g.bench_function("v1 whole-blob import (re-verifies)", |b| {
+    g.bench_function("whole-blob import (Room::import)", |b| {
         b.iter(|| black_box(Room::import(&blob, &key).unwrap()))
     });
     g.finish();

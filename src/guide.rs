@@ -6,8 +6,10 @@
 //! # 1. One identity per installation
 //!
 //! Make an [`IdentityKeyPair`](crate::IdentityKeyPair) on first start and
-//! keep it (encrypted: [`IdentityKeyPair::export`](crate::IdentityKeyPair::export))
-//! with a [`StorageKey`](crate::StorageKey) that lives in the OS keystore.
+//! keep it in the encrypted store
+//! ([`IdentityKeyPair::save`](crate::IdentityKeyPair::save) into a
+//! [`SealedStore`](crate::store::SealedStore)) under a
+//! [`StorageKey`](crate::StorageKey) that lives in the OS keystore.
 //! Publish its [`DeviceBundle`](crate::DeviceBundle) through your relay. Once
 //! a day (and at start) call
 //! [`maintain_share_keys`](crate::IdentityKeyPair::maintain_share_keys): it
@@ -42,12 +44,21 @@
 //! Key shares in [`Outgoing::shares`](crate::Outgoing::shares),
 //! [`MembershipChange::shares`](crate::MembershipChange::shares) and
 //! [`Applied::shares`](crate::Applied::shares) must reach their members (the
-//! types are `#[must_use]`). Persist the room after every call that changed
-//! it (a decrypt moves a ratchet) *before* showing a plaintext or sending a
-//! message, so a crash can never make the device reuse or re-accept a key;
-//! keep only the newest state and the newest generation beside the storage
-//! key (see the [`store`](crate::store) module for the record store and its
-//! rollback check).
+//! types are `#[must_use]`). Save the room after every call that changed
+//! it ([`Room::save`](crate::Room::save): only the records that changed, one
+//! transaction; a decrypt moves a ratchet) *before* showing a plaintext or
+//! sending a message, so a crash can never make the device reuse or
+//! re-accept a key. Better still, put the decrypted message and an outbox
+//! entry holding what you are about to send into the same transaction
+//! ([`Room::save_with`](crate::Room::save_with) with records of kind
+//! [`RECORD_KIND_APP`](crate::labels::RECORD_KIND_APP)): then a crash loses
+//! nothing either; on start, send what the outbox still holds (the receiver
+//! refuses a second copy as a replay), then delete it. Keep the generation
+//! [`save`](crate::Room::save) returns beside the storage key and pass it to
+//! [`SealedStore::open`](crate::store::SealedStore::open): an older store
+//! is refused ([`Error::Rollback`](crate::Error::Rollback)). At start,
+//! [`Room::load`](crate::Room::load) each room: it checks every record but
+//! redoes no signature check the records' tags vouch for.
 //!
 //! # 4. Retries
 //!

@@ -1,6 +1,6 @@
 //! A room as records of a [`SealedStore`]: what changed since the last save,
 //! and loading without redoing the public-key work the records' tags vouch
-//! for (layouts in `docs/PROTOCOL.md`, section 7.3).
+//! for (layouts in `docs/PROTOCOL.md`, section 7.2).
 
 use super::{InboundEntry, MAX_LOG_BYTES, Peer, Room, RotationPolicy, read_member};
 use crate::error::{DecodeError, Error};
