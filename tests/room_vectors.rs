@@ -124,12 +124,32 @@ fn generate() -> Value {
     let mut wrong_type = welcome.clone();
     wrong_type[1] = 0x11;
     rej("update-type-byte", &wrong_type, "bob", b"kat-room");
+    // Alice's room as records (section 7.2), after the addition: every
+    // record, in name order.
+    let records: Vec<Value> = room
+        .changes()
+        .unwrap()
+        .ops()
+        .filter_map(|(name, pt)| {
+            // (Deletes of records the room does not have are left out.)
+            pt.map(|pt| {
+                json!({
+                    "kind": name.kind(),
+                    "room": hex(name.room()),
+                    "key": hex(name.key()),
+                    "plaintext": hex(pt),
+                })
+            })
+        })
+        .collect();
     json!({
+        "records": records,
         "description": "Room welcome and update (docs/PROTOCOL.md 5.0.1, 5.0.3). Devices: \
             IdentityKeyPair::generate_at(created_at, VectorRng(\"room-kat/<name>\")). The room \
             \"kat-room\" is created by alice with alice and bob (RoomOptions::default(), \
             VectorRng(\"room-kat/create\")); then alice adds carol (VectorRng(\"room-kat/add\")). \
-            Hex byte strings; the seeds are given as text here.",
+            `records`: alice's room after that, as the records of docs/PROTOCOL.md 7.2 \
+            (kind, room, key, plaintext). Hex byte strings; the seeds are given as text here.",
         "created_at": T0,
         "welcome": hex(&welcome),
         "add_carol_update": hex(&change.update),
@@ -214,4 +234,77 @@ fn room_vectors_follow_the_documented_layout() {
             r["name"]
         );
     }
+}
+
+/// The records of the vector parse with the documented layout, and a store
+/// holding exactly them loads the room back.
+#[test]
+fn room_record_vectors_follow_the_documented_layout_and_load() {
+    use secret_chat::record::RecordKey;
+    use secret_chat::store::{Changes, MemoryStore, SealedStore};
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(VECTORS).unwrap()).unwrap();
+    let mut changes = Changes::new();
+    let mut kinds = vec![];
+    for r in v["records"].as_array().unwrap() {
+        let kind = r["kind"].as_u64().unwrap() as u8;
+        let pt = unhex(r["plaintext"].as_str().unwrap());
+        assert_eq!(pt[0], 0x02, "every room record starts with the version");
+        match kind {
+            3 => {
+                // me id16 | identity 32 | u32 | u64 | u64
+                let n = u16::from_be_bytes([pt[1], pt[2]]) as usize;
+                assert_eq!(&pt[3..3 + n], b"alice");
+                assert_eq!(pt.len(), 3 + n + 32 + 4 + 8 + 8);
+            }
+            4 => {
+                let n = u32::from_be_bytes(pt[1..5].try_into().unwrap()) as usize;
+                assert_eq!(&pt[5..7], &[0x02, 0x03], "a membership log");
+                assert_eq!(&pt[5 + n..], &[0, 0, 0, 0], "no held operations");
+            }
+            5 => {
+                assert_eq!(
+                    u64::from_be_bytes(pt[1..9].try_into().unwrap()),
+                    T0,
+                    "created_at"
+                );
+            }
+            7 => {
+                let bundles = &v["bundles"];
+                let who = String::from_utf8(unhex(r["key"].as_str().unwrap())).unwrap();
+                let bundle = unhex(bundles[&who].as_str().unwrap());
+                // The record is the member's X-Wing signed share key, which
+                // its bundle carries.
+                assert!(
+                    bundle.windows(pt.len() - 1).any(|w| w == &pt[1..]),
+                    "{who}'s share key is the one of its bundle"
+                );
+            }
+            _ => panic!("unexpected record kind {kind}"),
+        }
+        kinds.push(kind);
+        let name = RecordKey::new(
+            kind,
+            &unhex(r["room"].as_str().unwrap()),
+            &unhex(r["key"].as_str().unwrap()),
+        )
+        .unwrap();
+        changes.put(name, pt).unwrap();
+    }
+    assert_eq!(
+        kinds,
+        [3, 4, 5, 7, 7],
+        "core, log, outbound, share keys of bob and carol"
+    );
+    let mut store = SealedStore::open(
+        MemoryStore::new(),
+        &secret_chat::StorageKey::from_bytes([1; 32]),
+        None,
+    )
+    .unwrap();
+    store.commit(&changes).unwrap();
+    let room = Room::load(&store, &RoomId::new(b"kat-room").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(room.members().count(), 3);
+    assert_eq!(room.epoch(), 1, "two became three: a signed key");
 }
