@@ -794,3 +794,41 @@ fn a_received_message_writes_under_a_kibibyte_in_rooms_of_2_and_60() {
         }
     }
 }
+
+#[test]
+fn records_swapped_between_members_are_refused() {
+    let mut rng = VectorRng::new(b"swap members");
+    let ids: Vec<IdentityKeyPair> = (0..3)
+        .map(|_| IdentityKeyPair::generate_at(T0, &mut rng))
+        .collect();
+    let names = ["ann", "bob", "cy"].map(|n| MemberId::new(n.as_bytes()).unwrap());
+    let members: Vec<_> = names
+        .iter()
+        .cloned()
+        .zip(ids.iter().map(IdentityKeyPair::bundle))
+        .collect();
+    let (mut room, _) = Room::create_with_rng(
+        &ids[0],
+        room_id(),
+        names[0].clone(),
+        &members,
+        &RoomOptions::default(),
+        T0,
+        &mut rng,
+    )
+    .unwrap();
+    let key = StorageKey::from_bytes([8; 32]);
+    let mut store = SealedStore::open(MemoryStore::new(), &key, None).unwrap();
+    room.save(&mut store).unwrap();
+    let backend = store.into_backend();
+    let bob = RecordKey::new(RECORD_KIND_MEMBER_SHARE_KEY, ROOM, b"bob").unwrap();
+    let cy = RecordKey::new(RECORD_KIND_MEMBER_SHARE_KEY, ROOM, b"cy").unwrap();
+    let mut b = backend.clone();
+    b.put(bob.clone(), backend.get(&cy).unwrap().unwrap())
+        .unwrap();
+    b.put(cy, backend.get(&bob).unwrap().unwrap()).unwrap();
+    let err = SealedStore::open(b, &key, None)
+        .and_then(|s| Room::load(&s, &room_id()).map(|_| ()))
+        .unwrap_err();
+    assert_eq!(err, Error::StorageDecrypt);
+}
