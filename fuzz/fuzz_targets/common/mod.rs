@@ -91,6 +91,10 @@ pub(crate) struct World {
     pub(crate) messages: Vec<GenuineMessage>,
     /// A message under bob's own sender key (the relay reflecting it back).
     pub(crate) reflected: Vec<u8>,
+    /// Alice's signed update removing carol from the group (no bundle).
+    pub(crate) remove_carol: Vec<u8>,
+    /// Alice's bundle after she rotated her share keys (serial 2).
+    pub(crate) alice_rotated_bundle: DeviceBundle,
     /// The opened sender keys of the genuine shares (same order as `shares`).
     /// With the binding the receiver computes for the share's sender.
     pub(crate) opened: Vec<(RoomId, u32, SharedSenderKey, [u8; 32])>,
@@ -247,14 +251,15 @@ fn build_world() -> World {
         bytes: share_to(&sa1, "bob").to_vec(),
     });
     send(&mut ra, &alice, "alice", 0, 2, 3, &mut messages);
+    let instance = |r: &Room, n: &str| *r.membership().instance_of(&member(n)).unwrap().as_bytes();
+    let group_instances = [instance(&ra, "alice"), instance(&ra, "carol")];
 
     // The pairwise room: alice sends to dave.
     let (mut rd, sd) = create(&alice, "alice", b"dm", &dm_members, b"fuzz/alice-dm");
     let dm_welcome = rd.welcome(&alice).unwrap();
-    let instance = |r: &Room, n: &str| *r.membership().instance_of(&member(n)).unwrap().as_bytes();
     let instances = [
-        instance(&ra, "alice"),
-        instance(&ra, "carol"),
+        group_instances[0],
+        group_instances[1],
         instance(&rd, "alice"),
     ];
     shares.push(GenuineShare {
@@ -264,6 +269,24 @@ fn build_world() -> World {
         bytes: share_to(&sd, "dave").to_vec(),
     });
     send(&mut rd, &alice, "alice", 1, 3, 4, &mut messages);
+    // (After the pairwise room, so every earlier input keeps its meaning.)
+    // Alice removes carol: her new key (epoch 2) goes to bob only.
+    let removal = ra
+        .remove_member_with_rng(
+            &alice,
+            &member("carol"),
+            NOW,
+            &mut VectorRng::new(b"fuzz/alice-remove"),
+        )
+        .unwrap();
+    let remove_carol = removal.update.clone();
+    shares.push(GenuineShare {
+        room: 0,
+        from: member("alice"),
+        epoch: 2,
+        bytes: share_to(&removal.shares, "bob").to_vec(),
+    });
+    send(&mut ra, &alice, "alice", 0, 4, 2, &mut messages);
 
     let mut w = World {
         alice,
@@ -278,6 +301,12 @@ fn build_world() -> World {
         shares,
         messages,
         reflected: Vec::new(),
+        remove_carol,
+        alice_rotated_bundle: {
+            let mut a = identity("alice");
+            a.rotate_share_keys_at(1_700_000_100, &mut VectorRng::new(b"fuzz/alice-share-keys"))
+                .unwrap()
+        },
         opened: Vec::new(),
     };
     let mut rb = bob_room(&w);
@@ -375,6 +404,77 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         reversed.extend_from_slice(&[OP_SHARE, k, OP_MESSAGE, k]);
     }
     out.push(("receive_path", "reversed".into(), reversed));
+    // Membership, share-key rotation and save/load interleaved with traffic:
+    // alice epoch 0 and carol in, bob rotates his share keys, the removal
+    // arrives (carol's later traffic is refused), a mutated and a raw update
+    // are refused, alice's rotated bundle is adopted (then stale), alice's
+    // epoch-2 share skips epoch 1 (her epoch-0 key ends where it was), and
+    // both rooms are saved and loaded in between.
+    let carol_msg = w
+        .messages
+        .iter()
+        .position(|m| m.from.as_bytes() == b"carol")
+        .unwrap() as u8;
+    let epoch2 = w.shares.iter().position(|s| s.epoch == 2).unwrap() as u8;
+    let membership = vec![
+        OP_SHARE,
+        0,
+        OP_MESSAGE,
+        1,
+        OP_SHARE,
+        1,
+        OP_ROTATE_SHARE_KEYS,
+        OP_SAVE_LOAD,
+        0,
+        OP_MESSAGE,
+        carol_msg,
+        OP_MUTATE_UPDATE,
+        0,
+        9,
+        0,
+        0,
+        OP_RAW_UPDATE,
+        3,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        11,
+        12,
+        OP_UPDATE,
+        OP_UPDATE,
+        OP_MESSAGE,
+        carol_msg + 1,
+        OP_SHARE,
+        1,
+        OP_BUNDLE,
+        OP_BUNDLE,
+        OP_SAVE_LOAD,
+        1,
+        OP_SHARE,
+        epoch2,
+        OP_MESSAGE,
+        0,
+        OP_MESSAGE,
+        2,
+        OP_SAVE_LOAD,
+        0,
+        OP_SHARE,
+        3,
+        OP_MESSAGE,
+        n_msgs - 1,
+    ];
+    out.push((
+        "receive_path",
+        "membership-rotation-save".into(),
+        membership,
+    ));
     let mut mutated = vec![OP_SHARE, 0, OP_SHARE, 3];
     for m in 0..n_msgs {
         mutated.extend_from_slice(&[OP_MUTATE_MESSAGE, m, m % 6, 17, m, 1, OP_MESSAGE, m]);
@@ -630,7 +730,19 @@ pub(crate) const OP_MUTATE_MESSAGE: u8 = 4;
 pub(crate) const OP_MUTATE_SHARE: u8 = 5;
 /// The reflected message (bob's own), to bob.
 pub(crate) const OP_REFLECTED: u8 = 6;
-const OPS: u8 = 7;
+/// Alice's genuine removal of carol, to bob's room.
+pub(crate) const OP_UPDATE: u8 = 7;
+/// A mutated removal update (mutation as for messages).
+pub(crate) const OP_MUTATE_UPDATE: u8 = 8;
+/// Raw bytes to `apply_update`: length, bytes.
+pub(crate) const OP_RAW_UPDATE: u8 = 9;
+/// Bob rotates his share keys (shares sealed to the old ones still open).
+pub(crate) const OP_ROTATE_SHARE_KEYS: u8 = 10;
+/// Alice's rotated bundle to bob's room (`update_member_bundle`).
+pub(crate) const OP_BUNDLE: u8 = 11;
+/// Save a room's changed records and load it back (room bit).
+pub(crate) const OP_SAVE_LOAD: u8 = 12;
+const OPS: u8 = 13;
 
 /// At most this many operations per input (bounded work per input).
 const MAX_OPS: usize = 96;
@@ -694,6 +806,20 @@ fn mutate(bytes: &[u8], other: &[u8], c: &mut Cursor<'_>) -> Vec<u8> {
 
 struct Model {
     rooms: [Room; ROOMS],
+    /// Bob's own identity (his share keys may rotate).
+    bob: IdentityKeyPair,
+    /// Whether bob rotated his share keys.
+    bob_rotated: bool,
+    /// Whether bob's room applied the removal of carol.
+    carol_removed: bool,
+    /// Whether bob's room adopted alice's rotated bundle.
+    bundle_adopted: bool,
+    /// Per genuine share: the index from which its key refuses messages,
+    /// set when a later share of its sender skipped an epoch (the end of a
+    /// key whose successor's share was lost is the index it had reached).
+    capped: Vec<Option<u32>>,
+    /// A store per room, holding what was saved so far.
+    stores: [secret_chat::store::SealedStore<secret_chat::store::MemoryStore>; ROOMS],
     /// Per genuine share: accepted?
     accepted: Vec<bool>,
     /// Newest accepted epoch per (room, sender).
@@ -702,8 +828,15 @@ struct Model {
 }
 
 impl Model {
-    fn receiver<'w>(&self, w: &'w World, room: usize) -> &'w IdentityKeyPair {
-        if room == 0 { &w.bob } else { &w.dave }
+    /// The room and its receiving identity, borrowed together.
+    fn at<'a>(&'a mut self, w: &'a World, room: usize) -> (&'a mut Room, &'a IdentityKeyPair) {
+        let me = if room == 0 { &self.bob } else { &w.dave };
+        (&mut self.rooms[room], me)
+    }
+
+    /// Carol's traffic in the group once her removal was applied.
+    fn from_removed(&self, room: usize, from: &MemberId) -> bool {
+        self.carol_removed && room == 0 && from.as_bytes() == b"carol"
     }
 
     fn last(&self, room: usize, from: &MemberId) -> Option<u32> {
@@ -715,11 +848,15 @@ impl Model {
 
     fn genuine_share(&mut self, w: &World, k: usize) {
         let s = &w.shares[k];
-        let me = self.receiver(w, s.room);
-        let got = self.rooms[s.room]
-            .receive_share_at(me, &s.bytes, NOW)
-            .map(|_| ());
-        if self.last(s.room, &s.from).is_some_and(|l| s.epoch <= l) {
+        let removed = self.from_removed(s.room, &s.from);
+        let (room, me) = self.at(w, s.room);
+        let got = room.receive_share_at(me, &s.bytes, NOW).map(|_| ());
+        if removed {
+            assert!(
+                got.is_err(),
+                "genuine share {k} of a removed member accepted"
+            );
+        } else if self.last(s.room, &s.from).is_some_and(|l| s.epoch <= l) {
             assert_eq!(
                 got,
                 Err(Error::Replay),
@@ -727,6 +864,22 @@ impl Model {
             );
         } else {
             assert_eq!(got, Ok(()), "genuine share {k} refused");
+            if let Some(l) = self.last(s.room, &s.from).filter(|l| l + 1 < s.epoch) {
+                let prev = w
+                    .shares
+                    .iter()
+                    .position(|p| p.room == s.room && p.from == s.from && p.epoch == l)
+                    .unwrap();
+                let reached = w
+                    .messages
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, m)| m.share == prev && self.decrypted[*i])
+                    .map(|(_, m)| m.index + 1)
+                    .max()
+                    .unwrap_or(0);
+                self.capped[prev] = Some(self.capped[prev].map_or(reached, |c| c.min(reached)));
+            }
             self.accepted[k] = true;
             self.last_epoch
                 .retain(|(r, m, _)| !(*r == s.room && *m == s.from));
@@ -737,7 +890,13 @@ impl Model {
     fn genuine_message(&mut self, w: &World, i: usize) {
         let m = &w.messages[i];
         let got = self.rooms[m.room].decrypt_at(&m.bytes, NOW);
-        if !self.accepted[m.share] {
+        let beyond_end = self.capped[m.share].is_some_and(|c| m.index >= c);
+        if self.from_removed(m.room, &m.from) || (beyond_end && !self.decrypted[i]) {
+            assert!(
+                got.is_err(),
+                "message {i} decrypted after its sender's removal or its key's end"
+            );
+        } else if !self.accepted[m.share] {
             assert_eq!(
                 got.map(|_| ()),
                 Err(Error::UnknownSenderKey),
@@ -784,11 +943,53 @@ impl Model {
         {
             return self.genuine_share(w, k);
         }
-        let me = self.receiver(w, room);
-        let got = self.rooms[room]
-            .receive_share_at(me, bytes, NOW)
-            .map(|_| ());
+        let (r, me) = self.at(w, room);
+        let got = r.receive_share_at(me, bytes, NOW).map(|_| ());
         assert!(got.is_err(), "room {room} accepted a non-genuine share");
+    }
+}
+
+impl Model {
+    /// Any bytes to bob's `apply_update`: only the genuine removal may
+    /// change the membership, exactly once.
+    fn any_update(&mut self, w: &World, bytes: &[u8]) {
+        let before = self.rooms[0].digest();
+        let (room, me) = self.at(w, 0);
+        let got = room.apply_update_with_rng(me, bytes, NOW, &mut VectorRng::new(b"fuzz/update"));
+        let after = self.rooms[0].digest();
+        match got {
+            Ok(a) if !a.duplicate && !a.held => {
+                assert!(!self.carol_removed, "the removal applied twice");
+                assert!(
+                    self.rooms[0].pinned_identity(&member("carol")).is_none(),
+                    "an update other than the genuine removal applied"
+                );
+                self.carol_removed = true;
+            }
+            Ok(a) => {
+                assert!(
+                    a.duplicate && self.carol_removed,
+                    "held or duplicate: {a:?}"
+                );
+                assert_eq!(before, after);
+            }
+            Err(_) => assert_eq!(before, after, "a refused update changed the room"),
+        }
+    }
+
+    /// Saves room `r`'s changes into its store and replaces it with what
+    /// loads back, which must be the same state.
+    fn save_load(&mut self, r: usize) {
+        let before = secret_chat::testing::room_state(&self.rooms[r]);
+        self.rooms[r].save(&mut self.stores[r]).unwrap();
+        let id = self.rooms[r].id().clone();
+        let loaded = Room::load(&self.stores[r], &id).unwrap().unwrap();
+        assert_eq!(
+            secret_chat::testing::room_state(&loaded),
+            before,
+            "room {r} loads back differently"
+        );
+        self.rooms[r] = loaded;
     }
 }
 
@@ -803,8 +1004,22 @@ const NAMES: [&str; 5] = ["alice", "bob", "carol", "dave", "mallory"];
 /// every message whose key share was accepted has been decrypted.
 pub(crate) fn receive_path(data: &[u8]) {
     let w = world();
+    let store = || {
+        secret_chat::store::SealedStore::open(
+            secret_chat::store::MemoryStore::new(),
+            &storage_key(),
+            None,
+        )
+        .unwrap()
+    };
     let mut m = Model {
         rooms: [bob_room(w), dave_room(w)],
+        bob: identity("bob"),
+        bob_rotated: false,
+        carol_removed: false,
+        bundle_adopted: false,
+        capped: vec![None; w.shares.len()],
+        stores: [store(), store()],
         accepted: vec![false; w.shares.len()],
         last_epoch: Vec::new(),
         decrypted: vec![false; w.messages.len()],
@@ -848,9 +1063,49 @@ pub(crate) fn receive_path(data: &[u8]) {
                 let bytes = mutate(&g.bytes, &w.shares[j].bytes, &mut c);
                 m.any_share(w, g.room, &g.from, &bytes);
             }
-            _ => {
+            OP_REFLECTED => {
                 let got = m.rooms[0].decrypt_at(&w.reflected, NOW).map(|_| ());
                 assert_eq!(got, Err(Error::Reflected));
+            }
+            OP_UPDATE => m.any_update(w, &w.remove_carol),
+            OP_MUTATE_UPDATE => {
+                let bytes = mutate(&w.remove_carol, &w.shares[0].bytes, &mut c);
+                m.any_update(w, &bytes);
+            }
+            OP_RAW_UPDATE => {
+                let len = usize::from(c.b()) * 4 % MAX_RAW;
+                let bytes = c.take(len);
+                m.any_update(w, &bytes);
+            }
+            OP_ROTATE_SHARE_KEYS => {
+                // Once, a day later: the grace keeps the superseded key, so
+                // every genuine share (sealed to it) still opens.
+                if !m.bob_rotated {
+                    m.bob
+                        .rotate_share_keys_at(1_700_086_400, &mut VectorRng::new(b"fuzz/bob-keys"))
+                        .unwrap();
+                    m.bob_rotated = true;
+                }
+            }
+            OP_BUNDLE => {
+                let (room, me) = m.at(w, 0);
+                let got = room.update_member_bundle_with_rng(
+                    me,
+                    &member("alice"),
+                    &w.alice_rotated_bundle,
+                    NOW,
+                    &mut VectorRng::new(b"fuzz/bundle"),
+                );
+                if m.bundle_adopted {
+                    assert_eq!(got.map(|_| ()), Err(Error::StaleShareKey));
+                } else {
+                    assert!(got.is_ok(), "alice's rotated bundle refused: {got:?}");
+                    m.bundle_adopted = true;
+                }
+            }
+            _ => {
+                let r = usize::from(c.b() % 2);
+                m.save_load(r);
             }
         }
     }
@@ -862,11 +1117,18 @@ pub(crate) fn receive_path(data: &[u8]) {
         m.genuine_message(w, i);
     }
     for (i, g) in w.messages.iter().enumerate() {
+        if m.from_removed(g.room, &g.from) || m.capped[g.share].is_some_and(|c| g.index >= c) {
+            assert!(!m.decrypted[i] || m.accepted[g.share]);
+            continue;
+        }
         assert_eq!(
             m.decrypted[i], m.accepted[g.share],
             "message {i}: decrypted iff its key share was accepted"
         );
     }
+    // And the state survives a save and a load at the end.
+    m.save_load(0);
+    m.save_load(1);
     assert!(m.rooms.iter().all(|r| r.missing().is_empty()), "gaps left");
 }
 
