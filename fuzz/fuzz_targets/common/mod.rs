@@ -835,7 +835,7 @@ impl Model {
     }
 
     /// Carol's traffic in the group once her removal was applied.
-    fn from_removed(&self, room: usize, from: &MemberId) -> bool {
+    fn sent_by_removed(&self, room: usize, from: &MemberId) -> bool {
         self.carol_removed && room == 0 && from.as_bytes() == b"carol"
     }
 
@@ -848,7 +848,7 @@ impl Model {
 
     fn genuine_share(&mut self, w: &World, k: usize) {
         let s = &w.shares[k];
-        let removed = self.from_removed(s.room, &s.from);
+        let removed = self.sent_by_removed(s.room, &s.from);
         let (room, me) = self.at(w, s.room);
         let got = room.receive_share_at(me, &s.bytes, NOW).map(|_| ());
         if removed {
@@ -891,7 +891,7 @@ impl Model {
         let m = &w.messages[i];
         let got = self.rooms[m.room].decrypt_at(&m.bytes, NOW);
         let beyond_end = self.capped[m.share].is_some_and(|c| m.index >= c);
-        if self.from_removed(m.room, &m.from) || (beyond_end && !self.decrypted[i]) {
+        if self.sent_by_removed(m.room, &m.from) || (beyond_end && !self.decrypted[i]) {
             assert!(
                 got.is_err(),
                 "message {i} decrypted after its sender's removal or its key's end"
@@ -1117,7 +1117,7 @@ pub(crate) fn receive_path(data: &[u8]) {
         m.genuine_message(w, i);
     }
     for (i, g) in w.messages.iter().enumerate() {
-        if m.from_removed(g.room, &g.from) || m.capped[g.share].is_some_and(|c| g.index >= c) {
+        if m.sent_by_removed(g.room, &g.from) || m.capped[g.share].is_some_and(|c| g.index >= c) {
             assert!(!m.decrypted[i] || m.accepted[g.share]);
             continue;
         }
