@@ -65,6 +65,9 @@ pub use crate::limits::MAX_RETIRED_KEYS;
 
 use crate::clock::now_secs;
 
+mod key_request;
+pub use key_request::{KeyRequest, KeyRequestAnswer, OutgoingKeyRequest};
+
 /// When a member rotates its own sender key by itself (post-compromise
 /// healing). A rotation sends one key share per other member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +243,9 @@ pub struct Room {
     outbound_created_at: u64,
     own_retired: Vec<SenderKeyId>,
     inbound: BTreeMap<SenderKeyId, InboundEntry>,
+    /// Re-shares answered to key requests lately (in memory only: never
+    /// stored, so a restart resets it; see `key_request`).
+    key_requests: key_request::AnswerLimiter,
 }
 
 impl fmt::Debug for Room {
@@ -514,6 +520,7 @@ impl Room {
             outbound_created_at: now,
             own_retired: Vec::new(),
             inbound: BTreeMap::new(),
+            key_requests: key_request::AnswerLimiter::default(),
         };
         let shares = room.share_owed(identity, now, rng)?;
         Ok((room, shares))
@@ -1869,6 +1876,7 @@ impl Room {
             outbound_created_at,
             own_retired,
             inbound,
+            key_requests: key_request::AnswerLimiter::default(),
         })
     }
 }
