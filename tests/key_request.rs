@@ -22,7 +22,10 @@ use std::collections::BTreeMap;
 
 const T0: u64 = 1_700_000_000;
 const LABEL: &[u8] = b"secret-chat/v2/key-request/signature";
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/key_request.json");
+const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/vectors/key_request.json"
+);
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -86,10 +89,8 @@ impl World {
             &mut rng("create"),
         )
         .unwrap();
-        let mut sent: Vec<(String, OutgoingShare)> = shares
-            .drain(..)
-            .map(|s| (creator.to_string(), s))
-            .collect();
+        let mut sent: Vec<(String, OutgoingShare)> =
+            shares.drain(..).map(|s| (creator.to_string(), s)).collect();
         let welcome = first.welcome(&ids[*creator]).unwrap();
         let mut rooms = BTreeMap::new();
         rooms.insert(creator.to_string(), first);
@@ -238,7 +239,11 @@ impl Fields {
 
 #[test]
 fn lost_share_is_recovered_by_a_key_request() {
-    let mut w = World::new(b"recovery", &["alice", "bob", "carol"], &[("alice", "carol")]);
+    let mut w = World::new(
+        b"recovery",
+        &["alice", "bob", "carol"],
+        &[("alice", "carol")],
+    );
     let first = w.send("alice", b"one");
     let second = w.send("alice", b"two");
     // Carol never got alice's share: retryable, forever, until she asks.
@@ -248,7 +253,10 @@ fn lost_share_is_recovered_by_a_key_request() {
     let request = w.request("carol", "alice", &first, T0);
     let (share, from_index) = reshared(w.answer("alice", &request, T0 + 5));
     assert_eq!(share.to, m("carol"));
-    assert_eq!(from_index, 2, "the re-share starts at alice's current index");
+    assert_eq!(
+        from_index, 2,
+        "the re-share starts at alice's current index"
+    );
     w.deliver("carol", &share.bytes);
     // The next messages decrypt.
     let third = w.send("alice", b"three");
@@ -322,7 +330,11 @@ fn pairwise_room_with_the_default_suite_recovers_too() {
 
 #[test]
 fn requester_side_refusals() {
-    let mut w = World::new(b"recovery", &["alice", "bob", "carol"], &[("alice", "carol")]);
+    let mut w = World::new(
+        b"recovery",
+        &["alice", "bob", "carol"],
+        &[("alice", "carol")],
+    );
     let from_alice = w.send("alice", b"x");
     let bob = w.ids["bob"].clone_for_test();
     let at_bob = &w.rooms["bob"];
@@ -402,7 +414,11 @@ impl CloneForTest for IdentityKeyPair {
 
 /// Carol's genuine request for alice's current key, and the world.
 fn genuine() -> (World, Vec<u8>) {
-    let mut w = World::new(b"recovery", &["alice", "bob", "carol"], &[("alice", "carol")]);
+    let mut w = World::new(
+        b"recovery",
+        &["alice", "bob", "carol"],
+        &[("alice", "carol")],
+    );
     let msg = w.send("alice", b"x");
     let req = w.request("carol", "alice", &msg, T0);
     (w, req)
@@ -472,7 +488,10 @@ fn request_from_an_earlier_instance_is_refused() {
     let req = fresh
         .request_key_at(&carol, &m("alice"), &after, T0 + 1)
         .unwrap();
-    assert_eq!(Fields::of(&req.bytes).requester_instance, w.instance("carol"));
+    assert_eq!(
+        Fields::of(&req.bytes).requester_instance,
+        w.instance("carol")
+    );
     reshared(w.answer("alice", &req.bytes, T0 + 1));
 }
 
@@ -508,7 +527,11 @@ fn request_for_another_room_is_refused() {
         Error::NotForMe
     );
     // A genuine request made in another room with the same members.
-    let mut other = World::new(b"other-room", &["alice", "bob", "carol"], &[("alice", "carol")]);
+    let mut other = World::new(
+        b"other-room",
+        &["alice", "bob", "carol"],
+        &[("alice", "carol")],
+    );
     let msg = other.send("alice", b"x");
     let there = other.request("carol", "alice", &msg, T0);
     assert_eq!(w.answer("alice", &there, T0).unwrap_err(), Error::NotForMe);
@@ -584,7 +607,10 @@ fn replays_beyond_the_rate_limit_get_no_share() {
     let mut f = Fields::of(&w.request("carol", "alice", &msg, T0));
     f.requester = b"bob".to_vec();
     let from_bob = f.signed(&ed_seed("bob"));
-    assert_eq!(reshared(w.answer("alice", &from_bob, T0 + 2)).0.to, m("bob"));
+    assert_eq!(
+        reshared(w.answer("alice", &from_bob, T0 + 2)).0.to,
+        m("bob")
+    );
     // Once the interval has passed, carol is answered again.
     reshared(w.answer("alice", &req, retry_at));
 }
@@ -697,11 +723,7 @@ fn an_earlier_key_is_never_reshared() {
 
 #[test]
 fn a_key_of_someone_else_is_not_mine() {
-    let mut w = World::new(
-        b"recovery",
-        &["alice", "bob", "carol"],
-        &[("bob", "carol")],
-    );
+    let mut w = World::new(b"recovery", &["alice", "bob", "carol"], &[("bob", "carol")]);
     let from_bob = w.send("bob", b"x");
     // The app attributes bob's message to alice.
     let req = w.request("carol", "alice", &from_bob, T0);
@@ -753,7 +775,10 @@ fn a_requester_without_a_fresh_share_key_is_owed() {
     w.deliver("carol", &shares[0].bytes);
     let next = w.send("alice", b"now readable");
     assert_eq!(
-        w.room("carol").decrypt_at(&next, later).unwrap().plaintext(),
+        w.room("carol")
+            .decrypt_at(&next, later)
+            .unwrap()
+            .plaintext(),
         b"now readable"
     );
 }
@@ -897,7 +922,11 @@ fn answer_json(a: &Result<KeyRequestAnswer, Error>) -> Value {
 }
 
 fn generate() -> Value {
-    let mut w = World::new(b"recovery", &["alice", "bob", "carol"], &[("alice", "carol")]);
+    let mut w = World::new(
+        b"recovery",
+        &["alice", "bob", "carol"],
+        &[("alice", "carol")],
+    );
     let msg = w.send("alice", b"x");
     let genuine = w.request("carol", "alice", &msg, T0);
     let f = Fields::of(&genuine);
@@ -922,7 +951,10 @@ fn generate() -> Value {
     };
     let long_bytes = long.signed(&ed_seed("mallory"));
     assert_eq!(long_bytes.len(), MAX_KEY_REQUEST_LEN);
-    assert_eq!(KeyRequest::from_bytes(&long_bytes).unwrap().to_bytes(), long_bytes);
+    assert_eq!(
+        KeyRequest::from_bytes(&long_bytes).unwrap().to_bytes(),
+        long_bytes
+    );
     requests.push(json!({
         "name": "longest",
         "signer": "mallory",
@@ -944,21 +976,56 @@ fn generate() -> Value {
     let forged_bytes = forged.signed(&ed_seed("bob"));
     case(&mut w, "signed-by-another-member", &forged_bytes, T0);
     forged.room = b"another-room".to_vec();
-    case(&mut w, "another-room", &forged.signed(&ed_seed("carol")), T0);
+    case(
+        &mut w,
+        "another-room",
+        &forged.signed(&ed_seed("carol")),
+        T0,
+    );
     let mut to_bob = f.clone();
     to_bob.owner = b"bob".to_vec();
-    case(&mut w, "addressed-to-bob", &to_bob.signed(&ed_seed("carol")), T0);
+    case(
+        &mut w,
+        "addressed-to-bob",
+        &to_bob.signed(&ed_seed("carol")),
+        T0,
+    );
     let mut old = f.clone();
     old.owner_instance = [0x5a; 32];
-    case(&mut w, "earlier-owner-instance", &old.signed(&ed_seed("carol")), T0);
+    case(
+        &mut w,
+        "earlier-owner-instance",
+        &old.signed(&ed_seed("carol")),
+        T0,
+    );
     let mut old = f.clone();
     old.requester_instance = [0x77; 32];
-    case(&mut w, "earlier-requester-instance", &old.signed(&ed_seed("carol")), T0);
+    case(
+        &mut w,
+        "earlier-requester-instance",
+        &old.signed(&ed_seed("carol")),
+        T0,
+    );
     let mut stranger = f.clone();
     stranger.requester = b"zed".to_vec();
-    case(&mut w, "requester-not-a-member", &stranger.signed(&ed_seed("mallory")), T0);
-    case(&mut w, "expired", &genuine, T0 + KEY_REQUEST_MAX_AGE_SECS + 1);
-    case(&mut w, "from-the-future", &genuine, T0 - KEY_REQUEST_MAX_SKEW_SECS - 1);
+    case(
+        &mut w,
+        "requester-not-a-member",
+        &stranger.signed(&ed_seed("mallory")),
+        T0,
+    );
+    case(
+        &mut w,
+        "expired",
+        &genuine,
+        T0 + KEY_REQUEST_MAX_AGE_SECS + 1,
+    );
+    case(
+        &mut w,
+        "from-the-future",
+        &genuine,
+        T0 - KEY_REQUEST_MAX_SKEW_SECS - 1,
+    );
     let mut flipped = genuine.clone();
     flipped[genuine.len() - 70] ^= 1;
     case(&mut w, "flipped-time-bit", &flipped, T0);
@@ -967,7 +1034,9 @@ fn generate() -> Value {
     let identities: serde_json::Map<String, Value> = ["alice", "bob", "carol", "mallory"]
         .iter()
         .map(|n| {
-            let public = SigningKey::from_bytes(&ed_seed(n)).verifying_key().to_bytes();
+            let public = SigningKey::from_bytes(&ed_seed(n))
+                .verifying_key()
+                .to_bytes();
             let v = json!({ "rng_seed": hex(&seed_of(n)), "ed25519_public": hex(&public) });
             (n.to_string(), v)
         })
@@ -999,7 +1068,11 @@ fn generate() -> Value {
 fn key_request_vectors_are_current() {
     let fresh = generate();
     if std::env::var_os("REGENERATE_VECTORS").is_some() {
-        std::fs::write(VECTORS, serde_json::to_string_pretty(&fresh).unwrap() + "\n").unwrap();
+        std::fs::write(
+            VECTORS,
+            serde_json::to_string_pretty(&fresh).unwrap() + "\n",
+        )
+        .unwrap();
     }
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(VECTORS).unwrap()).unwrap();
     assert_eq!(stored, fresh, "tests/vectors/key_request.json is stale");
@@ -1013,7 +1086,10 @@ fn key_request_vectors_follow_the_documented_layout() {
     for r in v["requests"].as_array().unwrap() {
         let f = fields_from_json(&r["fields"]);
         let bytes = unhex(r["request"].as_str().unwrap());
-        assert_eq!(hex(&f.signing_input()), r["signing_input"].as_str().unwrap());
+        assert_eq!(
+            hex(&f.signing_input()),
+            r["signing_input"].as_str().unwrap()
+        );
         let signer = &v["identities"][r["signer"].as_str().unwrap()];
         let public: [u8; 32] = unhex(signer["ed25519_public"].as_str().unwrap())
             .try_into()
@@ -1039,13 +1115,19 @@ fn key_request_vectors_follow_the_documented_layout() {
         ("another-room", "NotForMe"),
         ("addressed-to-bob", "KeyRequest(NotAddressedToMe)"),
         ("earlier-owner-instance", "KeyRequest(StaleOwnerInstance)"),
-        ("earlier-requester-instance", "KeyRequest(StaleRequesterInstance)"),
+        (
+            "earlier-requester-instance",
+            "KeyRequest(StaleRequesterInstance)",
+        ),
         ("requester-not-a-member", "NotAMember"),
         ("expired", "KeyRequest(Expired)"),
         ("from-the-future", "KeyRequest(FromTheFuture)"),
         ("flipped-time-bit", "BadSignature"),
         ("genuine", "Reshared"),
-        ("replayed-within-the-interval", "RateLimited { retry_at: 1700000070 }"),
+        (
+            "replayed-within-the-interval",
+            "RateLimited { retry_at: 1700000070 }",
+        ),
     ];
     let got: Vec<(&str, &str)> = outcomes.iter().map(|(n, o)| (*n, o.as_str())).collect();
     assert_eq!(got, expected);

@@ -484,7 +484,8 @@ impl Room {
             time: now,
             signature: [0; SIGNATURE_LEN],
         };
-        let mut w = Writer::with_capacity(labels::KEY_REQUEST_SIGNATURE.len() + MAX_KEY_REQUEST_LEN);
+        let mut w =
+            Writer::with_capacity(labels::KEY_REQUEST_SIGNATURE.len() + MAX_KEY_REQUEST_LEN);
         w.bytes(labels::KEY_REQUEST_SIGNATURE);
         request.encode_signed_part(&mut w);
         request.signature = identity.sign(w.as_slice()).to_bytes();

@@ -66,12 +66,8 @@ pub(crate) fn key_request(data: &[u8]) {
     let w = world();
     let genuine = genuine();
     let mut room = alice_room(w);
-    let answer = room.answer_key_request_with_rng(
-        &w.alice,
-        data,
-        NOW,
-        &mut VectorRng::new(b"fuzz/answer"),
-    );
+    let answer =
+        room.answer_key_request_with_rng(&w.alice, data, NOW, &mut VectorRng::new(b"fuzz/answer"));
     if genuine.iter().any(|g| g == data) {
         assert!(
             matches!(answer, Ok(KeyRequestAnswer::Reshared { .. })),
