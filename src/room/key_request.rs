@@ -22,16 +22,16 @@
 //!   recovered;
 //! - too many answers lately ([`KeyRequestAnswer::RateLimited`]): at most
 //!   one re-share per requester per
-//!   [`KEY_REQUEST_MIN_INTERVAL_SECS`](crate::limits::KEY_REQUEST_MIN_INTERVAL_SECS)
-//!   and [`KEY_REQUEST_ROOM_BURST`](crate::limits::KEY_REQUEST_ROOM_BURST)
-//!   per [`KEY_REQUEST_ROOM_WINDOW_SECS`](crate::limits::KEY_REQUEST_ROOM_WINDOW_SECS)
+//!   [`KEY_REQUEST_MIN_INTERVAL_SECS`]
+//!   and [`KEY_REQUEST_ROOM_BURST`]
+//!   per [`KEY_REQUEST_ROOM_WINDOW_SECS`]
 //!   for the whole room.
 //!
 //! A request is answered only for a present member with its current
 //! membership instance, signed by the identity the membership log pins for
 //! it, addressed to me and my current instance, in this room, and fresh
-//! (within [`KEY_REQUEST_MAX_AGE_SECS`](crate::limits::KEY_REQUEST_MAX_AGE_SECS)
-//! and [`KEY_REQUEST_MAX_SKEW_SECS`](crate::limits::KEY_REQUEST_MAX_SKEW_SECS)).
+//! (within [`KEY_REQUEST_MAX_AGE_SECS`]
+//! and [`KEY_REQUEST_MAX_SKEW_SECS`]).
 //! A re-share gives the requester nothing it was not already entitled to:
 //! every present member is owed my current key from the index it joined at.
 //!
@@ -45,19 +45,7 @@
 //! back no more than the key already held does. They are a delivery gap: ask
 //! the relay to deliver those messages again.
 //!
-//! # Encoding (all integers big-endian)
-//!
-//! ```text
-//! +------+------+------+---------+-----------+--------------+--------------------+
-//! | 0x02 | 0x12 | rlen | room id | u16 len   | requester id | requester instance |
-//! |      |      |  1   | 1..=64  |           | 1..=256      | (32)               |
-//! +------+------+------+---------+-----------+--------------+--------------------+
-//! | u16 len | owner id | owner instance | epoch u32 | sender key id | time u64 | signature |
-//! |         | 1..=256  | (32)           |           | (16)          |          | (64)      |
-//! +---------+----------+----------------+-----------+---------------+----------+-----------+
-//! signature = Ed25519(requester identity,
-//!                     "secret-chat/v2/key-request/signature" || every byte before it)
-//! ```
+//! The byte layout is drawn in the docs of [`KeyRequest`].
 
 use super::{OutgoingShare, Room};
 use crate::clock::now_secs;
@@ -94,8 +82,22 @@ const _: () = assert!(KEY_REQUEST_MIN_INTERVAL_SECS <= KEY_REQUEST_ROOM_WINDOW_S
 /// a parsed request are the sender's *claims* (useful to route it to
 /// [`owner`](Self::owner)); only `answer_key_request` authenticates it.
 ///
-/// Byte layout in the [module docs](self) and `docs/PROTOCOL.md` section
-/// 5.0.5.
+/// # Encoding (all integers big-endian)
+///
+/// ```text
+/// +------+------+------+---------+-----------+--------------+--------------------+
+/// | 0x02 | 0x12 | rlen | room id | u16 len   | requester id | requester instance |
+/// |      |      |  1   | 1..=64  |           | 1..=256      | (32)               |
+/// +------+------+------+---------+-----------+--------------+--------------------+
+/// | u16 len | owner id | owner instance | epoch u32 | sender key id | time u64 | signature |
+/// |         | 1..=256  | (32)           |           | (16)          |          | (64)      |
+/// +---------+----------+----------------+-----------+---------------+----------+-----------+
+/// signature = Ed25519(requester identity,
+///                     "secret-chat/v2/key-request/signature" || every byte before it)
+/// ```
+///
+/// Specified in `docs/PROTOCOL.md` section 5.0.5 (with every check an
+/// answer makes, in order).
 ///
 /// ```
 /// use secret_chat::{DecodeError, Error, KeyRequest};
@@ -405,8 +407,14 @@ impl Room {
     /// messages: those sent from the re-share's index on decrypt, earlier
     /// ones under the lost copy stay unreadable (forward secrecy). Do not
     /// ask the same owner again within
-    /// [`KEY_REQUEST_MIN_INTERVAL_SECS`](crate::limits::KEY_REQUEST_MIN_INTERVAL_SECS):
+    /// [`KEY_REQUEST_MIN_INTERVAL_SECS`]:
     /// it would not answer.
+    ///
+    /// Only a message under a key the room does not hold makes a request.
+    /// Skipped indices of a key it holds ([`missing`](Self::missing)) are a
+    /// delivery gap, not a key loss: a re-share starts at the owner's
+    /// current index and would give none of them back; ask the relay to
+    /// deliver those messages again.
     ///
     /// Refused, with nothing changed: [`Error::WrongIdentity`]; I am no
     /// longer a member ([`Error::NotAMember`]); bytes that are not a message
@@ -514,9 +522,9 @@ impl Room {
     /// instance ([`KeyRequestError::StaleRequesterInstance`]); a signature
     /// that does not verify under the requester's pinned identity (forged,
     /// or signed by another member: [`Error::BadSignature`]); a request
-    /// older than [`KEY_REQUEST_MAX_AGE_SECS`](crate::limits::KEY_REQUEST_MAX_AGE_SECS)
+    /// older than [`KEY_REQUEST_MAX_AGE_SECS`]
     /// ([`KeyRequestError::Expired`]) or ahead of my clock by more than
-    /// [`KEY_REQUEST_MAX_SKEW_SECS`](crate::limits::KEY_REQUEST_MAX_SKEW_SECS)
+    /// [`KEY_REQUEST_MAX_SKEW_SECS`]
     /// ([`KeyRequestError::FromTheFuture`]); and what
     /// [`reshare`](Self::reshare) refuses.
     ///
