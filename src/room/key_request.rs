@@ -21,17 +21,14 @@
 //!   state is erased when a key rotates, and messages under it cannot be
 //!   recovered;
 //! - too many answers lately ([`KeyRequestAnswer::RateLimited`]): at most
-//!   one re-share per requester per
-//!   [`KEY_REQUEST_MIN_INTERVAL_SECS`]
-//!   and [`KEY_REQUEST_ROOM_BURST`]
-//!   per [`KEY_REQUEST_ROOM_WINDOW_SECS`]
-//!   for the whole room.
+//!   one re-share per requester per [`KEY_REQUEST_MIN_INTERVAL_SECS`] and
+//!   [`KEY_REQUEST_ROOM_BURST`] per [`KEY_REQUEST_ROOM_WINDOW_SECS`] for the
+//!   whole room.
 //!
 //! A request is answered only for a present member with its current
 //! membership instance, signed by the identity the membership log pins for
 //! it, addressed to me and my current instance, in this room, and fresh
-//! (within [`KEY_REQUEST_MAX_AGE_SECS`]
-//! and [`KEY_REQUEST_MAX_SKEW_SECS`]).
+//! (within [`KEY_REQUEST_MAX_AGE_SECS`] and [`KEY_REQUEST_MAX_SKEW_SECS`]).
 //! A re-share gives the requester nothing it was not already entitled to:
 //! every present member is owed my current key from the index it joined at.
 //!
