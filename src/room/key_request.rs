@@ -637,3 +637,34 @@ impl Room {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(i: usize) -> MemberId {
+        MemberId::new(alloc::format!("m{i}").as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn limiter_memory_is_bounded_by_the_burst() {
+        let mut l = AnswerLimiter::default();
+        for i in 0..10 * KEY_REQUEST_ROOM_BURST {
+            l.record(m(i), 1_000 + i as u64 / 4);
+            assert!(l.answers.len() <= KEY_REQUEST_ROOM_BURST);
+        }
+    }
+
+    #[test]
+    fn limiter_ignores_answers_after_a_clock_that_went_back() {
+        let mut l = AnswerLimiter::default();
+        l.record(m(0), 10_000);
+        assert_eq!(
+            l.retry_at(&m(0), 10_001),
+            Some(10_000 + KEY_REQUEST_MIN_INTERVAL_SECS)
+        );
+        assert_eq!(l.retry_at(&m(0), 5_000), None);
+        l.record(m(0), 5_000);
+        assert_eq!(l.answers.len(), 1);
+    }
+}
