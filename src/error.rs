@@ -190,6 +190,13 @@ pub enum Error {
     /// The storage backend failed (see [`BackendError`]); nothing was
     /// changed unless the variant says otherwise.
     Backend(BackendError),
+    /// A key request was refused by one of its own checks (see
+    /// [`KeyRequestError`]; the checks shared with other formats use their
+    /// usual variants: [`NotForMe`](Self::NotForMe) for another room,
+    /// [`NotAMember`](Self::NotAMember) for a requester that is not a present
+    /// member, [`BadSignature`](Self::BadSignature) for a request its named
+    /// requester's pinned identity did not sign). Final.
+    KeyRequest(KeyRequestError),
 }
 
 impl Error {
@@ -262,6 +269,62 @@ impl core::error::Error for MembershipError {}
 impl From<MembershipError> for Error {
     fn from(e: MembershipError) -> Self {
         Self::Membership(e)
+    }
+}
+
+/// Why a key request ([`Room::request_key`](crate::Room::request_key),
+/// [`Room::answer_key_request`](crate::Room::answer_key_request)) was
+/// refused, for the checks of its own (section 5.0.5 of `docs/PROTOCOL.md`).
+///
+/// All are final for these bytes: a requester still missing the key makes a
+/// new request (with a fresh time, to the owner's current instance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum KeyRequestError {
+    /// The request names another member than me as the key's owner: the
+    /// relay delivered it to the wrong device.
+    NotAddressedToMe,
+    /// The request names me, but another membership instance of me than my
+    /// current one: it was made before I was removed and added again.
+    StaleOwnerInstance,
+    /// The requester is a present member, but the request names another
+    /// instance of it than its current one: it was made before the requester
+    /// was removed and added again (a replay from its earlier membership).
+    StaleRequesterInstance,
+    /// The request is older than
+    /// [`KEY_REQUEST_MAX_AGE_SECS`](crate::limits::KEY_REQUEST_MAX_AGE_SECS)
+    /// by my clock: a replay, or a request that waited too long.
+    Expired,
+    /// The request's time is more than
+    /// [`KEY_REQUEST_MAX_SKEW_SECS`](crate::limits::KEY_REQUEST_MAX_SKEW_SECS)
+    /// ahead of my clock: the requester's clock is wrong.
+    FromTheFuture,
+    /// (Requester side.) The room already holds the sender key the message
+    /// names: decrypt the message instead of asking for the key.
+    KeyHeld,
+}
+
+impl fmt::Display for KeyRequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotAddressedToMe => "key request names another member as the key's owner",
+            Self::StaleOwnerInstance => "key request is addressed to an earlier instance of me",
+            Self::StaleRequesterInstance => {
+                "key request was made by an earlier instance of the requester"
+            }
+            Self::Expired => "key request is older than the freshness window",
+            Self::FromTheFuture => "key request time is ahead of the clock by more than the skew",
+            Self::KeyHeld => "the sender key is already held; decrypt the message",
+        })
+    }
+}
+
+impl core::error::Error for KeyRequestError {}
+
+impl From<KeyRequestError> for Error {
+    fn from(e: KeyRequestError) -> Self {
+        Self::KeyRequest(e)
     }
 }
 
@@ -379,6 +442,7 @@ impl fmt::Display for Error {
                  (mixed, added or removed records); restore a whole backup",
             ),
             Self::Backend(e) => write!(f, "storage backend: {e}"),
+            Self::KeyRequest(e) => write!(f, "key request refused: {e}"),
         }
     }
 }
@@ -389,6 +453,7 @@ impl core::error::Error for Error {
             Self::Malformed(e) => Some(e),
             Self::Membership(e) => Some(e),
             Self::Backend(e) => Some(e),
+            Self::KeyRequest(e) => Some(e),
             _ => None,
         }
     }

@@ -77,6 +77,44 @@
 //! - [`Error::NotAMember`](crate::Error::NotAMember) from a room I was
 //!   removed from: nothing will come; archive the room.
 //!
+//! **Recovery: asking for a lost key.** A message that stays
+//! [`UnknownSenderKey`](crate::Error::UnknownSenderKey) for long (its share
+//! was dropped or lost in a crash) need not wait for the sender to notice:
+//! [`Room::request_key`](crate::Room::request_key) builds a signed request
+//! from it, addressed to the member your transport says sent it. The
+//! sender's device passes the request to
+//! [`Room::answer_key_request`](crate::Room::answer_key_request) and
+//! delivers the re-share it returns
+//! ([`KeyRequestAnswer::Reshared`](crate::KeyRequestAnswer::Reshared)); the
+//! requester accepts it with `receive_share` and retries its queue. The
+//! re-share starts at the sender's current index: messages from then on
+//! decrypt, the ones already missed stay lost (forward secrecy: no device
+//! keeps old chain keys), and a request for a key the sender has rotated
+//! away gets [`Gone`](crate::KeyRequestAnswer::Gone). Requests are answered
+//! only for current members, within a day, at most once a minute per
+//! requester (a restart of the answering app resets that count): do not
+//! ask the same sender more than once a minute.
+//!
+//! ```
+//! use secret_chat::{Error, IdentityKeyPair, KeyRequestAnswer, MemberId, OutgoingKeyRequest, OutgoingShare, Room};
+//! /// Requester: a queued message that still has no key after a while.
+//! fn ask(room: &Room, me: &IdentityKeyPair, sender: &MemberId, queued: &[u8]) -> Option<OutgoingKeyRequest> {
+//!     match room.request_key(me, sender, queued) {
+//!         Ok(request) => Some(request), // send request.bytes to request.to
+//!         Err(Error::KeyRequest(_)) => None, // e.g. KeyHeld: the key is here, retry the queue
+//!         Err(_) => None,
+//!     }
+//! }
+//! /// Sender: answer what arrives; deliver a re-share, else nothing to send.
+//! fn answer(room: &mut Room, me: &IdentityKeyPair, request: &[u8]) -> Option<OutgoingShare> {
+//!     match room.answer_key_request(me, request) {
+//!         Ok(KeyRequestAnswer::Reshared { share, .. }) => Some(share),
+//!         // Gone, NotMine, RateLimited, NeedsBundle (fetch its bundle), or refused.
+//!         _ => None,
+//!     }
+//! }
+//! ```
+//!
 //! ```
 //! use secret_chat::{Error, Room};
 //! /// Decrypts what it can; keeps what may decrypt later, drops the rest.

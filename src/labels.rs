@@ -59,6 +59,15 @@ pub const SENDER_KEY_ID: &[u8] = b"secret-chat/v2/sender-key/id";
 /// key over this label, the key's binding and its id.
 pub const SENDER_KEY_POSSESSION: &[u8] = b"secret-chat/v2/sender-key/possession";
 
+/// Type byte of a key request (after the version byte; section 5.0.5 of
+/// `docs/PROTOCOL.md`). Distinct from the welcome (`0x10`) and update
+/// (`0x11`) type bytes and from every suite, mode and membership type byte
+/// that follows a version byte elsewhere.
+pub const KEY_REQUEST_TYPE: u8 = 0x12;
+/// Prefix of the message a requester's identity key signs over a key
+/// request (followed by every byte of the request before its signature).
+pub const KEY_REQUEST_SIGNATURE: &[u8] = b"secret-chat/v2/key-request/signature";
+
 /// Per-member fingerprint label (iterated SHA-512).
 pub const FINGERPRINT: &[u8] = b"secret-chat/v1/fingerprint";
 /// Room digest label (SHA-512 over the sorted member fingerprints).
@@ -256,6 +265,38 @@ pub mod limits {
     /// share keys (about 1.3 KB each, ~5.5 MB); this bounds what one stored
     /// blob can make the loader allocate and decrypt.
     pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
+    /// How old a key request may be when its owner answers it (one day):
+    /// a request waits at the relay while the owner's phone is off, and one
+    /// day covers a night offline. An older request is refused
+    /// (`KeyRequestError::Expired`): it is more likely a replay than a need,
+    /// and a requester still missing the key sends a new one.
+    pub const KEY_REQUEST_MAX_AGE_SECS: u64 = 24 * 3600;
+    /// How far a key request's time may be ahead of the owner's clock (five
+    /// minutes): phone clocks drift by seconds to minutes; further ahead is
+    /// a wrong clock or a request made to outlive the age limit
+    /// (`KeyRequestError::FromTheFuture`).
+    pub const KEY_REQUEST_MAX_SKEW_SECS: u64 = 5 * 60;
+    /// At most one re-share per requester per minute: a share reaches the
+    /// requester in seconds, so a second request within a minute is a
+    /// duplicate, a loop or a replay, and each answer costs an HPKE seal
+    /// (an X-Wing encapsulation) and a 1.3 KB share to upload.
+    pub const KEY_REQUEST_MIN_INTERVAL_SECS: u64 = 60;
+    /// The window of the room-wide bound on re-shares
+    /// ([`KEY_REQUEST_ROOM_BURST`]): one minute.
+    pub const KEY_REQUEST_ROOM_WINDOW_SECS: u64 = 60;
+    /// At most 32 re-shares per [`KEY_REQUEST_ROOM_WINDOW_SECS`] for the
+    /// whole room: bounds what a flood of requests (every member at once, or
+    /// a relay replaying captured requests) can cost one device to a few
+    /// milliseconds of HPKE work and about 40 KB of upload per minute, while
+    /// 32 members who all lost my key still recover within a minute (a
+    /// larger room within a few). Also bounds the limiter's memory: it
+    /// remembers at most this many answers.
+    pub const KEY_REQUEST_ROOM_BURST: usize = 32;
+    /// Longest encoded key request: version, type, room id (1 + 64),
+    /// requester and owner (each 2 + 256 + 32), epoch, key id, time and
+    /// signature.
+    pub const MAX_KEY_REQUEST_LEN: usize =
+        1 + 1 + 1 + MAX_ROOM_ID_LEN + 2 * (2 + MAX_MEMBER_ID_LEN + 32) + 4 + 16 + 8 + 64;
     /// Highest QR version of the scannable payload's QR code: version 5 (37 x
     /// 37 modules) scans reliably from a phone screen at arm's length; the
     /// 66-byte payload fits it at error-correction level M (84 bytes).

@@ -35,7 +35,7 @@ pub use rand_core;
 
 pub use attachment::AttachmentPointer;
 pub use content::{Content, LinkPreview};
-pub use error::{AttachmentError, BackendError, DecodeError, Error};
+pub use error::{AttachmentError, BackendError, DecodeError, Error, KeyRequestError};
 pub use fingerprint::{
     Fingerprint, ImageError, ImageKind, KeyImage, PairVerification, RoomDigest, ScannablePayload,
     TerminalMode, room_digest,
@@ -46,8 +46,8 @@ pub use keyshare::{KeyShare, Recipient, open_share, seal_shares, seal_shares_wit
 pub use labels::limits;
 pub use message::{Decrypted, Message};
 pub use room::{
-    AcceptedShare, Applied, MembershipChange, Missing, Outgoing, OutgoingShare, Received, Room,
-    RoomOptions, RotationPolicy,
+    AcceptedShare, Applied, KeyRequest, KeyRequestAnswer, MembershipChange, Missing, Outgoing,
+    OutgoingKeyRequest, OutgoingShare, Received, Room, RoomOptions, RotationPolicy,
 };
 pub use sender_key::{InboundSenderKey, OutboundSenderKey, SenderKeyMode, SharedSenderKey};
 pub use share_key::{DeviceBundle, ShareKeyPolicy, SignedShareKey, Suite};

@@ -67,6 +67,8 @@ use crate::clock::now_secs;
 
 mod records;
 use records::Unsaved;
+mod key_request;
+pub use key_request::{KeyRequest, KeyRequestAnswer, OutgoingKeyRequest};
 
 /// When a member rotates its own sender key by itself (post-compromise
 /// healing). A rotation sends one key share per other member.
@@ -245,6 +247,9 @@ pub struct Room {
     inbound: BTreeMap<SenderKeyId, InboundEntry>,
     /// Records changed since the last save (not itself stored).
     unsaved: Unsaved,
+    /// Re-shares answered to key requests lately (in memory only: never
+    /// stored, so a restart resets it; see `key_request`).
+    key_requests: key_request::AnswerLimiter,
 }
 
 impl fmt::Debug for Room {
@@ -520,6 +525,7 @@ impl Room {
             own_retired: Vec::new(),
             inbound: BTreeMap::new(),
             unsaved: Unsaved::everything(),
+            key_requests: key_request::AnswerLimiter::default(),
         };
         let shares = room.share_owed(identity, now, rng)?;
         Ok((room, shares))
@@ -1899,6 +1905,7 @@ impl Room {
             own_retired,
             inbound,
             unsaved: Unsaved::everything(),
+            key_requests: key_request::AnswerLimiter::default(),
         })
     }
 }

@@ -534,6 +534,7 @@ impl Room {
             own_retired,
             inbound,
             unsaved: Unsaved::default(),
+            key_requests: super::key_request::AnswerLimiter::default(),
         })
     }
 }

@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 
 mod attachment;
 pub(crate) use attachment::{attachment_chunk, attachment_pointer, content};
+mod key_request;
+pub(crate) use key_request::key_request;
 
 use secret_chat::membership::{Genesis, IdentityKey, Membership, Operation, RoomPolicy};
 use secret_chat::room::{OutgoingShare, RotationPolicy};
@@ -44,6 +46,7 @@ pub(crate) const TARGETS: &[(&str, Check)] = &[
     ("id_text", id_text),
     ("record_store", record_store),
     ("room_records", room_records),
+    ("key_request", key_request),
 ];
 
 /// The clock every room in the world uses (Unix seconds).
@@ -351,6 +354,7 @@ pub(crate) fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     id_text_seeds(&mut out);
     record_seeds(&mut out);
     room_record_seeds(w, &mut out);
+    key_request::seeds(&mut out);
     for (i, id) in [&w.alice, &w.bob, &w.carol, &w.dave].iter().enumerate() {
         let b = id.public().to_bytes().to_vec();
         out.push(("public_identity", format!("genuine-{i}"), b.clone()));
@@ -707,7 +711,8 @@ pub(crate) fn round_trip(data: &[u8]) {
                 assert_eq!(&p.to_bytes()[..], rest);
             }
         }
-        // 5-7 spare.
+        5 => key_request::round_trip(rest),
+        // 6-7 spare.
         _ => {}
     }
 }
