@@ -356,6 +356,23 @@ impl fmt::Debug for KeyShare {
 
 /// Parses `bytes` as a [`KeyShare`] and [opens](KeyShare::open) it: the one
 /// call a recipient makes.
+///
+/// # Errors
+/// As [`KeyShare::from_bytes`] and [`KeyShare::open`].
+///
+/// ```
+/// use secret_chat::{keyshare, IdentityKeyPair, OutboundSenderKey, RoomId, SenderKeyMode, Suite};
+/// let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+/// let room = RoomId::new(b"room-1")?;
+/// let instance = [0u8; 32]; // Alice's membership instance in the room
+/// let mine = OutboundSenderKey::new(room.clone(), 3, SenderKeyMode::Signed, [9; 32], 0);
+/// let bundle = bob.bundle(); // Bob's, from the relay
+/// let to_bob = keyshare::Recipient::new(bundle.identity(), bundle.share_key(Suite::XWing).unwrap());
+/// let shares = keyshare::seal_shares(&alice, &room, Suite::XWing, 3, &instance, &mine.share(), &[to_bob])?;
+/// let opened = keyshare::open_share(&shares[0].to_bytes(), &bob, alice.public(), &room, 3, &instance)?;
+/// assert_eq!(opened.id(), mine.id());
+/// # Ok::<(), secret_chat::Error>(())
+/// ```
 pub fn open_share(
     bytes: &[u8],
     me: &IdentityKeyPair,
@@ -369,6 +386,20 @@ pub fn open_share(
 
 /// Wraps `key` to every recipient, signing each share with `sender`, using
 /// the operating system's RNG. See [`seal_shares_with_rng`].
+///
+/// ```
+/// use secret_chat::{keyshare, IdentityKeyPair, OutboundSenderKey, RoomId, SenderKeyMode, Suite};
+/// let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+/// let room = RoomId::new(b"room-1")?;
+/// let instance = [0u8; 32]; // Alice's membership instance in the room
+/// let mine = OutboundSenderKey::new(room.clone(), 3, SenderKeyMode::Signed, [9; 32], 0);
+/// let bundle = bob.bundle(); // Bob's, from the relay
+/// let to_bob = keyshare::Recipient::new(bundle.identity(), bundle.share_key(Suite::XWing).unwrap());
+/// let shares = keyshare::seal_shares(&alice, &room, Suite::XWing, 3, &instance, &mine.share(), &[to_bob])?;
+/// assert_eq!(shares.len(), 1);
+/// assert_eq!(shares[0].recipient(), bob.public().as_bytes());
+/// # Ok::<(), secret_chat::Error>(())
+/// ```
 pub fn seal_shares(
     sender: &IdentityKeyPair,
     room: &RoomId,

@@ -99,6 +99,12 @@ impl Suite {
     }
 
     /// Parses a suite byte.
+    ///
+    /// ```
+    /// use secret_chat::{DecodeError, Suite};
+    /// assert_eq!(Suite::from_byte(Suite::XWing.to_byte()), Ok(Suite::XWing));
+    /// assert_eq!(Suite::from_byte(9), Err(DecodeError::UnsupportedSuite(9)));
+    /// ```
     pub fn from_byte(b: u8) -> Result<Self, DecodeError> {
         match b {
             labels::SUITE_X25519 => Ok(Self::X25519),
@@ -215,6 +221,16 @@ impl SignedShareKey {
     /// weak or invalid public key ([`Error::WeakKey`] or
     /// [`Error::Malformed`]), a signature by any other identity
     /// ([`Error::BadSignature`]).
+    ///
+    /// ```
+    /// use secret_chat::{Error, IdentityKeyPair, SignedShareKey, Suite};
+    /// let (bob, mallory) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// let sent = bob.bundle().share_key(Suite::XWing).unwrap().to_bytes();
+    /// let key = SignedShareKey::from_bytes(&sent, bob.public())?;
+    /// assert_eq!((key.suite(), key.serial()), (Suite::XWing, 1));
+    /// assert_eq!(SignedShareKey::from_bytes(&sent, mallory.public()), Err(Error::BadSignature));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8], owner: &PublicIdentity) -> Result<Self, Error> {
         let parsed = Self::parse_unverified(bytes)?;
         let signed = bytes
@@ -303,6 +319,15 @@ impl SignedShareKey {
 
     /// Whether a sender should still seal to this key at `now` under
     /// `policy` (its age is at most [`ShareKeyPolicy::max_age_secs`]).
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, ShareKeyPolicy, Suite, rand_core::UnwrapErr};
+    /// let bob = IdentityKeyPair::generate_at(1_000, &mut UnwrapErr(getrandom::SysRng));
+    /// let policy = ShareKeyPolicy::default();
+    /// let key = bob.bundle().share_key(Suite::XWing).unwrap().clone();
+    /// assert!(key.is_fresh(1_000 + policy.max_age_secs, &policy));
+    /// assert!(!key.is_fresh(1_001 + policy.max_age_secs, &policy)); // fetch a newer bundle
+    /// ```
     pub fn is_fresh(&self, now: u64, policy: &ShareKeyPolicy) -> bool {
         now.saturating_sub(self.created_at) <= policy.max_age_secs
     }
@@ -399,7 +424,15 @@ impl DeviceBundle {
         Ok(Self { identity, keys })
     }
 
-    /// The canonical encoding.
+    /// The canonical encoding: what a device publishes through its relay.
+    ///
+    /// ```
+    /// use secret_chat::{DeviceBundle, IdentityKeyPair};
+    /// let alice = IdentityKeyPair::generate();
+    /// let published = alice.bundle().to_bytes();
+    /// assert_eq!(DeviceBundle::from_bytes(&published)?, alice.bundle());
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(
             34 + self.keys.iter().map(|k| 2 + k.encoded.len()).sum::<usize>(),
@@ -419,6 +452,13 @@ impl DeviceBundle {
     }
 
     /// The current share key of `suite`, if the device has one.
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, Suite};
+    /// let bundle = IdentityKeyPair::generate().bundle();
+    /// assert_eq!(bundle.share_key(Suite::X25519).unwrap().public_key().len(), 32);
+    /// assert_eq!(bundle.share_keys().len(), 2);
+    /// ```
     pub fn share_key(&self, suite: Suite) -> Option<&SignedShareKey> {
         self.keys.iter().find(|k| k.suite == suite)
     }

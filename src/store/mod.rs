@@ -216,6 +216,14 @@ impl Changes {
     /// [`Error::Malformed`]`(`[`DecodeError::InvalidValue`]`)` for the meta
     /// kind, [`Error::LimitExceeded`] for a plaintext over
     /// [`MAX_RECORD_LEN`](crate::limits::MAX_RECORD_LEN).
+    ///
+    /// ```
+    /// use secret_chat::{labels::RECORD_KIND_ROOM_CORE, record::RecordKey, store::Changes};
+    /// let mut changes = Changes::new();
+    /// changes.put(RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-42", b"")?, b"state".to_vec())?;
+    /// assert_eq!(changes.len(), 1);
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn put(&mut self, key: RecordKey, plaintext: Vec<u8>) -> Result<(), Error> {
         let plaintext = Zeroizing::new(plaintext);
         if key.kind() == RECORD_KIND_META {
@@ -231,6 +239,14 @@ impl Changes {
     /// Deletes record `key` (no error if it does not exist). Errors:
     /// [`Error::Malformed`]`(`[`DecodeError::InvalidValue`]`)` for the meta
     /// kind.
+    ///
+    /// ```
+    /// use secret_chat::{labels::RECORD_KIND_INBOUND_KEYS, record::RecordKey, store::Changes};
+    /// let mut changes = Changes::new(); // Bob was removed: drop his keys
+    /// changes.delete(RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room-42", b"bob")?)?;
+    /// assert_eq!(changes.ops().next().map(|(_, v)| v.is_none()), Some(true));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn delete(&mut self, key: RecordKey) -> Result<(), Error> {
         if key.kind() == RECORD_KIND_META {
             return Err(Error::Malformed(DecodeError::InvalidValue));
@@ -240,6 +256,17 @@ impl Changes {
     }
 
     /// Adds `later`'s operations, which replace this one's on the same names.
+    ///
+    /// ```
+    /// use secret_chat::{labels::RECORD_KIND_ROOM_CORE, record::RecordKey, store::Changes};
+    /// let core = RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-42", b"")?;
+    /// let (mut first, mut second) = (Changes::new(), Changes::new());
+    /// first.put(core.clone(), b"old".to_vec())?; // the changes of one call
+    /// second.put(core, b"new".to_vec())?; // and of the next one
+    /// first.extend(second); // commit both at once
+    /// assert_eq!(first.ops().next().and_then(|(_, v)| v), Some(&b"new"[..]));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn extend(&mut self, later: Changes) {
         let mut later = later;
         self.ops.append(&mut later.ops);
@@ -435,6 +462,22 @@ impl<S: Store> SealedStore<S> {
     /// The device generation: the number of batches ever committed to this
     /// store. Keep the value [`commit`](Self::commit) returns beside the
     /// storage key and pass it to the next [`open`](Self::open).
+    ///
+    /// ```
+    /// use secret_chat::{Error, StorageKey, labels::RECORD_KIND_IDENTITY, record::RecordKey};
+    /// use secret_chat::store::{Changes, MemoryStore, SealedStore};
+    /// let key = StorageKey::generate();
+    /// let mut store = SealedStore::open(MemoryStore::new(), &key, None)?;
+    /// let old_copy = store.backend().clone(); // a backup taken now
+    /// let mut changes = Changes::new();
+    /// changes.put(RecordKey::new(RECORD_KIND_IDENTITY, b"", b"")?, vec![1])?;
+    /// let remembered = store.commit(&changes)?; // keep it beside the key
+    /// assert_eq!(store.generation(), remembered);
+    /// // The old copy, put back: refused.
+    /// let refused = SealedStore::open(old_copy, &key, Some(remembered)).err();
+    /// assert_eq!(refused, Some(Error::Rollback { stored: 0, expected: remembered }));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn generation(&self) -> u64 {
         self.generation
     }
