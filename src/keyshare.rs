@@ -289,6 +289,21 @@ impl KeyShare {
     /// decapsulation ([`Error::WeakKey`], [`Error::Malformed`]); HPKE
     /// decryption ([`Error::Tampered`]); the plaintext is well formed
     /// ([`Error::Malformed`], [`Error::WeakKey`] for a weak signing key).
+    ///
+    /// ```
+    /// use secret_chat::{keyshare::{self, KeyShare}, Error, IdentityKeyPair, OutboundSenderKey, RoomId, SenderKeyMode, Suite};
+    /// let (alice, bob, eve) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// let room = RoomId::new(b"room-1")?;
+    /// let instance = [0u8; 32];
+    /// let mine = OutboundSenderKey::new(room.clone(), 3, SenderKeyMode::Signed, [9; 32], 0);
+    /// let bundle = bob.bundle();
+    /// let to_bob = keyshare::Recipient::new(bundle.identity(), bundle.share_key(Suite::XWing).unwrap());
+    /// let bytes = keyshare::seal_shares(&alice, &room, Suite::XWing, 3, &instance, &mine.share(), &[to_bob])?[0].to_bytes();
+    /// let share = KeyShare::from_bytes(&bytes)?; // structure only: nothing trusted yet
+    /// assert_eq!(share.open(&bob, eve.public(), &room, 3, &instance).err(), Some(Error::BadSignature));
+    /// assert_eq!(share.open(&bob, alice.public(), &room, 3, &instance)?.id(), mine.id());
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn open(
         &self,
         me: &IdentityKeyPair,

@@ -80,7 +80,7 @@ impl StorageKey {
     /// # let from_keystore = || [7u8; 32];
     /// let mut bytes = from_keystore(); // the app's OS keystore
     /// let key = StorageKey::from_bytes(bytes);
-    /// zeroize::Zeroize::zeroize(&mut bytes);
+    /// secret_chat::zeroize::Zeroize::zeroize(&mut bytes);
     /// # let _ = key;
     /// ```
     pub fn from_bytes(bytes: [u8; STORAGE_KEY_LEN]) -> Self {
@@ -325,6 +325,17 @@ impl Room {
     /// identity blob; [`Error::Malformed`] for a blob too short to hold a tag
     /// ([`DecodeError::Truncated`]), or an authenticated plaintext that is
     /// not a valid room state (only a bug or a foreign writer can make one).
+    ///
+    /// The example on [`export`](Self::export) saves and loads a room; a
+    /// blob of the other kind is named as such:
+    ///
+    /// ```
+    /// use secret_chat::{Error, IdentityKeyPair, Room, StorageKey};
+    /// let key = StorageKey::generate();
+    /// let identity_blob = IdentityKeyPair::generate().export(&key)?;
+    /// assert_eq!(Room::import(&identity_blob, &key).err(), Some(Error::WrongStateKind));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn import(blob: &[u8], key: &StorageKey) -> Result<Self, Error> {
         let plaintext = open(key, STORAGE_KIND_ROOM, blob)?;
         let mut r = Reader::new(&plaintext);
