@@ -79,6 +79,9 @@
 //! Every call that reads the clock or draws randomness has an `_at` /
 //! `_with_rng` form taking them explicitly (for `wasm32` without `wasm_js`,
 //! and for deterministic tests); [`rand_core`] is re-exported for the bound.
+//! The other crates whose types or traits appear in the API are re-exported
+//! too: [`zeroize`] (secrets returned as `Zeroizing` buffers) and [`subtle`]
+//! (`ConstantTimeEq`).
 //!
 //! Not audited. The security properties, non-goals and limits are listed in
 //! the crate's README (its crates.io page).
@@ -120,6 +123,23 @@ struct ReadmeDoctests;
 /// (`R: rand_core::CryptoRng`), re-exported so an app can name the bound
 /// (or implement it for its own RNG) without guessing the matching version.
 pub use rand_core;
+
+/// The `zeroize` release whose types this crate's API carries, re-exported
+/// on purpose: secrets leave the crate as [`zeroize::Zeroizing`] buffers
+/// (for instance [`StorageKey::to_bytes`], [`Content::to_bytes`],
+/// [`store::SealedStore::get`]), wiped when dropped, and secret types
+/// implement [`zeroize::ZeroizeOnDrop`]. An app can name them (and wipe its
+/// own copies with [`zeroize::Zeroize`]) without adding a matching
+/// dependency.
+pub use zeroize;
+
+/// The `subtle` release whose [`subtle::ConstantTimeEq`] this crate
+/// implements for secret or compared values ([`StorageKey`],
+/// [`attachment::AttachmentKey`], [`Fingerprint`], [`IdentityKeyPair`],
+/// [`SharedSenderKey`]), re-exported on purpose so an app can call
+/// `ct_eq` without adding a matching dependency. (Their `==` is constant
+/// time too.)
+pub use subtle;
 
 pub use attachment::AttachmentPointer;
 pub use content::{Content, LinkPreview};
