@@ -71,7 +71,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `png` | yes | PNG rendering of the public key image |
-//! | `serde` | no | `Serialize` / `Deserialize` for ids and public value types (through the same strict parsers) |
+//! | `serde` | no | `Serialize` / `Deserialize` for ids, errors, fingerprints, [`PairVerification`], [`ScannablePayload`], [`RoomDigest`], [`DeviceBundle`] (lowercase hex of their encoding, parsed back by the same strict parsers), [`Suite`] and [`ShareKeyPolicy`]; never for secrets |
 //! | `sqlite` | no | `store::SqliteStore`: state in one SQLite file (bundled SQLite) |
 //! | `wasm_js` | no | `wasm32-unknown-unknown` in a browser or Node: randomness from `crypto.getRandomValues`, time from `Date.now()` |
 //! | `testing` | no | deterministic RNG and raw sender keys for tests and vectors: never in an app |
@@ -106,6 +106,8 @@ pub mod record;
 mod rng;
 pub mod room;
 pub mod sender_key;
+#[cfg(feature = "serde")]
+mod serde_support;
 pub mod share_key;
 pub mod storage;
 pub mod store;

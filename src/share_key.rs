@@ -74,7 +74,15 @@ const SIGNATURE_LEN: usize = 64;
 const SIGNED_PREFIX_LEN: usize = 1 + 1 + 4 + 8;
 
 /// The key-exchange suite of a room: which HPKE KEM key shares use.
+///
+/// With the `serde` feature it serializes as its suite byte (a number) and
+/// deserializes through [`Suite::from_byte`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "u8", into = "u8")
+)]
 #[non_exhaustive]
 pub enum Suite {
     /// DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM (suite byte 1):
@@ -155,7 +163,15 @@ pub const DEFAULT_MAX_AGE_SECS: u64 = 30 * 24 * 3600;
 
 /// When a device rotates its share keys, how long it keeps superseded
 /// secrets, and how old a member's share key a sender still accepts.
+///
+/// With the `serde` feature it serializes as its three fields (unknown fields
+/// are refused), so an app can keep a chosen policy in its settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct ShareKeyPolicy {
     /// Rotate the current share keys once they are this old (seconds).
     pub rotate_after_secs: u64,
@@ -382,6 +398,10 @@ fn check_public(suite: Suite, public: &[u8]) -> Result<(), Error> {
 /// [`from_bytes`](Self::from_bytes) verifies every share key's signature
 /// against the identity in the bundle; whether that identity is the one a
 /// room pinned for the member is the room's check.
+///
+/// With the `serde` feature a bundle serializes as the lowercase hex of
+/// [`to_bytes`](Self::to_bytes) and deserializes only through
+/// [`from_bytes`](Self::from_bytes) (every signature checked).
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeviceBundle {
     identity: PublicIdentity,
@@ -466,6 +486,33 @@ impl DeviceBundle {
     /// Every share key in the bundle.
     pub fn share_keys(&self) -> &[SignedShareKey] {
         &self.keys
+    }
+}
+
+/// Bytes of the largest bundle: version, identity, count and one share key of
+/// every suite.
+#[cfg(feature = "serde")]
+const MAX_BUNDLE_LEN: usize = 1 + 32 + 1 + Suite::ALL.len() * (2 + MAX_SIGNED_SHARE_KEY_LEN);
+
+#[cfg(feature = "serde")]
+crate::serde_support::serde_via_hex!(DeviceBundle, MAX_BUNDLE_LEN, |v| v.to_bytes(), |b| {
+    DeviceBundle::from_bytes(b)
+});
+
+impl From<Suite> for u8 {
+    /// The suite byte ([`Suite::to_byte`]).
+    fn from(suite: Suite) -> u8 {
+        suite.to_byte()
+    }
+}
+
+impl TryFrom<u8> for Suite {
+    type Error = DecodeError;
+
+    /// [`Suite::from_byte`]: [`DecodeError::UnsupportedSuite`] for an
+    /// unknown byte.
+    fn try_from(b: u8) -> Result<Self, DecodeError> {
+        Self::from_byte(b)
     }
 }
 

@@ -192,7 +192,16 @@ impl fmt::Debug for Fingerprint {
 /// The picture and the numeric code sort the two fingerprints, so both
 /// phones show the same; the scannable payload keeps the order (own first),
 /// so a phone accepts only its partner's code, never its own reflected.
+///
+/// With the `serde` feature it serializes as `{"local": .., "remote": ..}`,
+/// each fingerprint as 64 lowercase hex digits (an app may store the pair
+/// it verified, to notice a change later).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct PairVerification {
     local: Fingerprint,
     remote: Fingerprint,
@@ -581,6 +590,24 @@ impl RoomDigest {
     pub fn image(&self) -> KeyImage {
         KeyImage::room(self)
     }
+}
+
+#[cfg(feature = "serde")]
+mod serde_impls {
+    use super::{
+        FINGERPRINT_LEN, Fingerprint, PAYLOAD_LEN, ROOM_DIGEST_LEN, RoomDigest, ScannablePayload,
+    };
+    use crate::serde_support::{fixed, serde_via_hex};
+
+    // Fingerprints and room digests: 64 lowercase hex digits.
+    serde_via_hex!(Fingerprint, FINGERPRINT_LEN, |v| v.as_bytes(), |b| fixed(b)
+        .map(Fingerprint::from_bytes));
+    serde_via_hex!(RoomDigest, ROOM_DIGEST_LEN, |v| v.as_bytes(), |b| fixed(b)
+        .map(RoomDigest::from_bytes));
+    // The scannable payload: its 66-byte encoding, parsed strictly.
+    serde_via_hex!(ScannablePayload, PAYLOAD_LEN, |v| v.to_bytes(), |b| {
+        ScannablePayload::from_bytes(b)
+    });
 }
 
 #[cfg(test)]
