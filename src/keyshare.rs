@@ -157,7 +157,10 @@ impl KeyShare {
         r.version(labels::PROTOCOL_VERSION)?;
         let suite = Suite::from_byte(r.u8()?)?;
         let room_len = usize::from(r.u8()?);
-        if room_len == 0 || room_len > MAX_ROOM_ID_LEN {
+        if room_len == 0 {
+            return Err(DecodeError::Empty.into());
+        }
+        if room_len > MAX_ROOM_ID_LEN {
             return Err(DecodeError::LengthLimit.into());
         }
         let room = RoomId::new(r.bytes(room_len)?)?;
@@ -1000,13 +1003,14 @@ mod tests {
             KeyShare::from_bytes(&v),
             Err(Error::Malformed(DecodeError::UnsupportedSuite(9)))
         );
-        for rlen in [0, 65, 255] {
+        for (rlen, err) in [
+            (0, DecodeError::Empty),
+            (65, DecodeError::LengthLimit),
+            (255, DecodeError::LengthLimit),
+        ] {
             let mut v = good.clone();
             v[2] = rlen;
-            assert_eq!(
-                KeyShare::from_bytes(&v),
-                Err(Error::Malformed(DecodeError::LengthLimit))
-            );
+            assert_eq!(KeyShare::from_bytes(&v), Err(Error::Malformed(err)));
         }
         let mut long = good.clone();
         long.push(0);
