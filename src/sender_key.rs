@@ -1545,7 +1545,7 @@ mod tests {
                 retire: None,
                 binding: None,
                 message: with(&|m| m[2] = 0),
-                error: Error::Malformed(DecodeError::LengthLimit),
+                error: Error::Malformed(DecodeError::Empty),
             },
             Negative {
                 name: "room-id-length-65",
