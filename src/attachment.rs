@@ -123,6 +123,12 @@ impl AttachmentKey {
     }
 
     /// A fresh key from `rng` (draws 32 bytes).
+    ///
+    /// ```
+    /// use secret_chat::attachment::AttachmentKey;
+    /// let mut rng = secret_chat::rand_core::UnwrapErr(getrandom::SysRng);
+    /// assert_ne!(AttachmentKey::generate_with_rng(&mut rng), AttachmentKey::generate_with_rng(&mut rng));
+    /// ```
     pub fn generate_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut key = Self(Box::new([0; KEY_LEN]));
         rng.fill_bytes(key.0.as_mut_slice());

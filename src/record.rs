@@ -330,6 +330,15 @@ impl RecordSealer {
     }
 
     /// [`seal`](Self::seal) drawing the 12-byte nonce from `rng`.
+    ///
+    /// ```
+    /// use secret_chat::{StorageKey, labels::RECORD_KIND_IDENTITY, record::{RecordKey, RecordSealer}};
+    /// let sealer = RecordSealer::new(&StorageKey::generate());
+    /// let name = RecordKey::new(RECORD_KIND_IDENTITY, b"", b"")?;
+    /// let envelope = sealer.seal_with_rng(&name, 1, b"me", &mut secret_chat::rand_core::UnwrapErr(getrandom::SysRng))?;
+    /// assert_eq!(&sealer.open(&name, &envelope)?.plaintext[..], b"me");
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn seal_with_rng<R: CryptoRng + ?Sized>(
         &self,
         name: &RecordKey,

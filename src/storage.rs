@@ -100,6 +100,12 @@ impl StorageKey {
     }
 
     /// A fresh key from `rng` (draws 32 bytes).
+    ///
+    /// ```
+    /// use secret_chat::StorageKey;
+    /// let mut rng = secret_chat::rand_core::UnwrapErr(getrandom::SysRng); // or the app's own CryptoRng
+    /// assert_ne!(StorageKey::generate_with_rng(&mut rng), StorageKey::generate_with_rng(&mut rng));
+    /// ```
     pub fn generate_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut key = Self([0; STORAGE_KEY_LEN]);
         rng.fill_bytes(&mut key.0);
@@ -229,6 +235,14 @@ impl IdentityKeyPair {
     }
 
     /// [`export`](Self::export) drawing the 12-byte nonce from `rng`.
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, StorageKey};
+    /// let (key, me) = (StorageKey::generate(), IdentityKeyPair::generate());
+    /// let blob = me.export_with_rng(&key, &mut secret_chat::rand_core::UnwrapErr(getrandom::SysRng))?;
+    /// assert_eq!(IdentityKeyPair::import(&blob, &key)?.public(), me.public());
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn export_with_rng<R: CryptoRng + ?Sized>(
         &self,
         key: &StorageKey,

@@ -66,6 +66,7 @@ mod sqlite;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
 use crate::error::{BackendError, DecodeError, Error};
@@ -620,6 +621,16 @@ impl<S: Store> SealedStore<S> {
 
     /// [`commit`](Self::commit) drawing the nonces from `rng` (12 bytes per
     /// put, in name order, then 12 for the meta record).
+    ///
+    /// ```
+    /// use secret_chat::{StorageKey, labels::RECORD_KIND_IDENTITY, record::RecordKey};
+    /// use secret_chat::store::{Changes, MemoryStore, SealedStore};
+    /// let mut store = SealedStore::open(MemoryStore::new(), &StorageKey::generate(), None)?;
+    /// let mut changes = Changes::new();
+    /// changes.put(RecordKey::new(RECORD_KIND_IDENTITY, b"", b"")?, vec![1])?;
+    /// assert_eq!(store.commit_with_rng(&changes, &mut secret_chat::rand_core::UnwrapErr(getrandom::SysRng))?, 1);
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn commit_with_rng<R: CryptoRng + ?Sized>(
         &mut self,
         changes: &Changes,
