@@ -3,6 +3,12 @@
 //! ciphertext and cannot plant or swap keys unnoticed. The app brings
 //! transport and storage; this crate brings everything cryptographic.
 //!
+//! It replaces the secret chats of a messenger prototype, called the "seed
+//! product" in these docs: its private, public and secret keys and its
+//! "public key image" are here [`IdentityKeyPair`], [`PublicIdentity`],
+//! the sender keys ([`sender_key`]) and [`fingerprint`]; module docs name
+//! what it did where this design differs.
+//!
 //! # Where to start
 //!
 //! - [`IdentityKeyPair`]: one per installation (Ed25519; signs, never
