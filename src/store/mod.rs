@@ -93,6 +93,52 @@ pub type Visit<'a> = dyn FnMut(RecordKey, &[u8]) -> Result<(), Error> + 'a;
 /// blobs; sealing, generations and rollback checks are [`SealedStore`]'s.
 /// Writing through a backend directly bypasses those checks (the next open
 /// then reports [`Error::StoreInconsistent`]): apps use a [`SealedStore`].
+///
+/// An app's own backend (its database, a browser's IndexedDB, ...) applies
+/// a [`Batch`] in one transaction, honouring its expectation:
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use secret_chat::{BackendError, Error, StorageKey, record::RecordKey};
+/// use secret_chat::store::{Batch, SealedStore, Store, Visit};
+///
+/// #[derive(Default)]
+/// struct MyDb(BTreeMap<RecordKey, Vec<u8>>); // stands for a real database
+///
+/// impl Store for MyDb {
+///     fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error> {
+///         Ok(self.0.get(key).cloned())
+///     }
+///     fn scan(&self, visit: &mut Visit<'_>) -> Result<(), Error> {
+///         self.0.iter().try_for_each(|(k, v)| visit(k.clone(), v))
+///     }
+///     fn apply(&mut self, batch: &Batch) -> Result<(), Error> {
+///         // BEGIN TRANSACTION
+///         if let Some((key, expected)) = batch.expectation() {
+///             if self.0.get(key).map(Vec::as_slice) != expected {
+///                 return Err(Error::Backend(BackendError::Conflict)); // ROLLBACK
+///             }
+///         }
+///         for (key, blob) in batch.ops() {
+///             match blob {
+///                 Some(blob) => self.0.insert(key.clone(), blob.to_vec()),
+///                 None => self.0.remove(key),
+///             };
+///         }
+///         Ok(()) // COMMIT
+///     }
+/// }
+///
+/// let key = StorageKey::generate();
+/// let mut store = SealedStore::open(MyDb::default(), &key, None)?;
+/// let name = RecordKey::new(secret_chat::labels::RECORD_KIND_IDENTITY, b"", b"")?;
+/// let mut changes = secret_chat::store::Changes::new();
+/// changes.put(name.clone(), b"me".to_vec())?;
+/// let generation = store.commit(&changes)?;
+/// let store = SealedStore::open(store.into_backend(), &key, Some(generation))?;
+/// assert_eq!(store.get(&name)?.as_deref().map(|p| &p[..]), Some(&b"me"[..]));
+/// # Ok::<(), Error>(())
+/// ```
 pub trait Store {
     /// The blob stored under `key`, if any.
     fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error>;
