@@ -123,6 +123,12 @@ impl AttachmentKey {
     }
 
     /// A fresh key from `rng` (draws 32 bytes).
+    ///
+    /// ```
+    /// use secret_chat::attachment::AttachmentKey;
+    /// let mut rng = secret_chat::rand_core::UnwrapErr(getrandom::SysRng);
+    /// assert_ne!(AttachmentKey::generate_with_rng(&mut rng), AttachmentKey::generate_with_rng(&mut rng));
+    /// ```
     pub fn generate_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut key = Self(Box::new([0; KEY_LEN]));
         rng.fill_bytes(key.0.as_mut_slice());
@@ -325,6 +331,20 @@ pub struct AttachmentPointer {
 impl AttachmentPointer {
     /// Builds a pointer from its parts (for an app that stored them apart;
     /// [`encrypt`] returns a complete one). Checks every limit.
+    ///
+    /// # Errors
+    /// [`AttachmentError::TooLarge`] above [`MAX_ATTACHMENT_SIZE`],
+    /// [`AttachmentError::LimitExceeded`] for a chunk size that is not a
+    /// power of two in range, [`AttachmentError::InvalidContentType`].
+    ///
+    /// ```
+    /// use secret_chat::{AttachmentError, attachment::{AttachmentKey, AttachmentPointer}};
+    /// let key = || AttachmentKey::from_bytes([1; 32]);
+    /// let p = AttachmentPointer::new(key(), 1_000, 65_536, "image/png")?;
+    /// assert_eq!((p.size(), p.chunk_count()), (1_000, 1));
+    /// assert!(matches!(AttachmentPointer::new(key(), 1_000, 1_000, "image/png"), Err(AttachmentError::LimitExceeded)));
+    /// # Ok::<(), AttachmentError>(())
+    /// ```
     pub fn new(
         key: AttachmentKey,
         size: u64,
@@ -352,6 +372,16 @@ impl AttachmentPointer {
 
     /// Sets where the blob is stored (an app-defined URL or id; at most
     /// [`MAX_LOCATOR_LEN`] bytes; empty means none).
+    ///
+    /// ```
+    /// use secret_chat::attachment;
+    /// let mut blob = Vec::new();
+    /// let pointer = attachment::encrypt(&b"report"[..], &mut blob, "application/pdf")?;
+    /// // Upload `blob` to the app's file server, then record where it went:
+    /// let pointer = pointer.with_locator(b"https://files.example/7f3a")?;
+    /// assert_eq!(pointer.locator(), Some(&b"https://files.example/7f3a"[..]));
+    /// # Ok::<(), secret_chat::AttachmentError>(())
+    /// ```
     pub fn with_locator(mut self, locator: &[u8]) -> Result<Self, AttachmentError> {
         if locator.len() > MAX_LOCATOR_LEN {
             return Err(AttachmentError::LimitExceeded);
@@ -424,7 +454,16 @@ impl AttachmentPointer {
         Geometry::new(self.size, self.chunk_size)
     }
 
-    /// The encoding (see the type docs); zeroized when dropped.
+    /// The encoding (see the type docs); zeroized when dropped. It holds the
+    /// file key: send it only inside an encrypted message (for instance in
+    /// a [`Content`](crate::Content)).
+    ///
+    /// ```
+    /// use secret_chat::attachment::{self, AttachmentPointer};
+    /// let pointer = attachment::encrypt(&b"hi"[..], &mut Vec::new(), "text/plain")?;
+    /// assert_eq!(AttachmentPointer::from_bytes(&pointer.to_bytes())?, pointer);
+    /// # Ok::<(), secret_chat::AttachmentError>(())
+    /// ```
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::secret(
             1 + KEY_LEN
@@ -452,6 +491,20 @@ impl AttachmentPointer {
     }
 
     /// Parses a pointer; total and strict (one encoding per pointer).
+    ///
+    /// # Errors
+    /// [`AttachmentError::Malformed`] for a wrong version, a truncated or
+    /// over-long encoding, or a size, chunk size or content type out of
+    /// range.
+    ///
+    /// ```
+    /// use secret_chat::{AttachmentError, attachment::{self, AttachmentPointer}};
+    /// let pointer = attachment::encrypt(&b"hi"[..], &mut Vec::new(), "text/plain")?;
+    /// let mut bytes = pointer.to_bytes().to_vec();
+    /// bytes.push(0);
+    /// assert!(matches!(AttachmentPointer::from_bytes(&bytes), Err(AttachmentError::Malformed(_))));
+    /// # Ok::<(), AttachmentError>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, AttachmentError> {
         let mut r = Reader::new(bytes);
         let p = Self::decode(&mut r)?;
@@ -733,6 +786,21 @@ pub struct ChunkOpener {
 impl ChunkOpener {
     /// Checks `header` (the blob's first [`HEADER_LEN`] bytes) against the
     /// pointer: well-formed, key commitment (constant time), chunk size.
+    ///
+    /// # Errors
+    /// [`AttachmentError::Malformed`] for a bad header,
+    /// [`AttachmentError::WrongKey`] for a blob of another key,
+    /// [`AttachmentError::HeaderMismatch`] for another chunk size.
+    ///
+    /// ```
+    /// use secret_chat::{AttachmentError, attachment::{self, ChunkOpener, HEADER_LEN}};
+    /// let (mut blob, mut other) = (Vec::new(), Vec::new());
+    /// let pointer = attachment::encrypt(&b"one"[..], &mut blob, "text/plain")?;
+    /// attachment::encrypt(&b"two"[..], &mut other, "text/plain")?;
+    /// assert!(ChunkOpener::new(&pointer, &blob[..HEADER_LEN]).is_ok());
+    /// assert!(matches!(ChunkOpener::new(&pointer, &other[..HEADER_LEN]), Err(AttachmentError::WrongKey)));
+    /// # Ok::<(), AttachmentError>(())
+    /// ```
     pub fn new(pointer: &AttachmentPointer, header: &[u8]) -> Result<Self, AttachmentError> {
         let (chunk_size, commitment) = parse_header(header)?;
         if !bool::from(commitment.ct_eq(&pointer.key.commitment())) {
@@ -775,6 +843,24 @@ impl ChunkOpener {
     /// Decrypts chunk `index` alone (its bytes from
     /// [`ciphertext_range`](Self::ciphertext_range)) and returns its content
     /// bytes (padding checked and removed).
+    ///
+    /// # Errors
+    /// [`AttachmentError::ChunkOutOfRange`], [`AttachmentError::Truncated`]
+    /// / [`AttachmentError::Extended`] for a chunk of the wrong length,
+    /// [`AttachmentError::ChunkRejected`] if it fails authentication (a
+    /// changed, moved or swapped chunk), [`AttachmentError::BadPadding`].
+    ///
+    /// ```
+    /// use secret_chat::{AttachmentError, attachment::{self, ChunkOpener, HEADER_LEN}};
+    /// let mut blob = Vec::new();
+    /// let pointer = attachment::encrypt(&[7u8; 100][..], &mut blob, "audio/ogg")?;
+    /// let opener = ChunkOpener::new(&pointer, &blob[..HEADER_LEN])?;
+    /// let mut chunk = blob[HEADER_LEN..].to_vec(); // one chunk: all of it
+    /// assert_eq!(opener.decrypt_chunk(0, &chunk)?, vec![7u8; 100]);
+    /// chunk[5] ^= 1;
+    /// assert!(matches!(opener.decrypt_chunk(0, &chunk), Err(AttachmentError::ChunkRejected { index: 0 })));
+    /// # Ok::<(), AttachmentError>(())
+    /// ```
     pub fn decrypt_chunk(&self, index: u32, chunk: &[u8]) -> Result<Vec<u8>, AttachmentError> {
         self.check_len(index, chunk.len())?;
         let mut buf = chunk.to_vec();
@@ -865,6 +951,21 @@ pub struct AttachmentReader<R> {
 impl<R: Read + Seek> AttachmentReader<R> {
     /// Reads and checks the blob's header (from the start of `inner`)
     /// against the pointer, as [`ChunkOpener::new`] does.
+    ///
+    /// # Errors
+    /// As [`ChunkOpener::new`], and [`AttachmentError::Io`] /
+    /// [`AttachmentError::Truncated`] if the header cannot be read.
+    ///
+    /// ```
+    /// use secret_chat::attachment::{self, AttachmentReader};
+    /// use std::io::{Cursor, Read};
+    /// let mut blob = Vec::new();
+    /// let pointer = attachment::encrypt(&b"song"[..], &mut blob, "audio/ogg")?;
+    /// let mut song = String::new();
+    /// AttachmentReader::new(&pointer, Cursor::new(blob))?.read_to_string(&mut song).unwrap();
+    /// assert_eq!(song, "song");
+    /// # Ok::<(), secret_chat::AttachmentError>(())
+    /// ```
     pub fn new(pointer: &AttachmentPointer, mut inner: R) -> Result<Self, AttachmentError> {
         inner.seek(SeekFrom::Start(0))?;
         let mut header = [0u8; HEADER_LEN];

@@ -78,6 +78,17 @@ impl LinkPreview {
     /// or control characters, at most [`MAX_URL_LEN`] bytes) with a title
     /// and a description (at most [`MAX_PREVIEW_TITLE_LEN`] and
     /// [`MAX_PREVIEW_DESCRIPTION_LEN`] bytes).
+    ///
+    /// # Errors
+    /// [`AttachmentError::BadUrl`], [`AttachmentError::LimitExceeded`].
+    ///
+    /// ```
+    /// use secret_chat::{AttachmentError, LinkPreview};
+    /// let p = LinkPreview::new("https://example.org/post", "A post", "What it says")?;
+    /// assert_eq!((p.title(), p.description()), ("A post", "What it says"));
+    /// assert_eq!(LinkPreview::new("https://a b", "", ""), Err(AttachmentError::BadUrl));
+    /// # Ok::<(), AttachmentError>(())
+    /// ```
     pub fn new(url: &str, title: &str, description: &str) -> Result<Self, AttachmentError> {
         if !url_ok(url) {
             return Err(AttachmentError::BadUrl);
@@ -94,6 +105,15 @@ impl LinkPreview {
     }
 
     /// Adds the preview image, encrypted like any attachment.
+    ///
+    /// ```
+    /// use secret_chat::{attachment, LinkPreview};
+    /// let mut blob = Vec::new(); // upload it like any attachment
+    /// let image = attachment::encrypt(&[0u8; 64][..], &mut blob, "image/webp")?;
+    /// let p = LinkPreview::new("https://example.org", "Example", "")?.with_image(image);
+    /// assert_eq!(p.image().map(|i| i.content_type()), Some("image/webp"));
+    /// # Ok::<(), secret_chat::AttachmentError>(())
+    /// ```
     pub fn with_image(mut self, image: AttachmentPointer) -> Self {
         self.image = Some(image);
         self
@@ -147,6 +167,14 @@ pub struct Content {
 
 impl Content {
     /// A message with `text` (at most [`MAX_TEXT_LEN`] bytes) and nothing else.
+    ///
+    /// ```
+    /// use secret_chat::Content;
+    /// let content = Content::new("see you at 8")?;
+    /// assert_eq!(content.text(), "see you at 8");
+    /// assert!(content.attachments().is_empty() && content.preview().is_none());
+    /// # Ok::<(), secret_chat::AttachmentError>(())
+    /// ```
     pub fn new(text: &str) -> Result<Self, AttachmentError> {
         if text.len() > MAX_TEXT_LEN {
             return Err(AttachmentError::LimitExceeded);
@@ -159,6 +187,17 @@ impl Content {
     }
 
     /// Adds an attachment (at most [`MAX_ALBUM_LEN`] per message).
+    ///
+    /// ```
+    /// use secret_chat::{attachment, Content};
+    /// let mut album = Content::new("holiday")?;
+    /// for photo in [&b"one"[..], b"two"] {
+    ///     let mut blob = Vec::new(); // upload each blob
+    ///     album = album.with_attachment(attachment::encrypt(photo, &mut blob, "image/jpeg")?)?;
+    /// }
+    /// assert_eq!(album.attachments().len(), 2);
+    /// # Ok::<(), secret_chat::AttachmentError>(())
+    /// ```
     pub fn with_attachment(mut self, pointer: AttachmentPointer) -> Result<Self, AttachmentError> {
         if self.attachments.len() >= MAX_ALBUM_LEN {
             return Err(AttachmentError::LimitExceeded);
@@ -170,6 +209,16 @@ impl Content {
     /// Sets the link preview; its URL must appear in the text
     /// ([`AttachmentError::PreviewUrlNotInText`] otherwise, the check every
     /// receiver makes too).
+    ///
+    /// ```
+    /// use secret_chat::{AttachmentError, Content, LinkPreview};
+    /// let preview = || LinkPreview::new("https://example.org/x", "X", "");
+    /// let c = Content::new("read https://example.org/x")?.with_preview(preview()?)?;
+    /// assert_eq!(c.preview().map(|p| p.url()), Some("https://example.org/x"));
+    /// let other = Content::new("no link here")?.with_preview(preview()?);
+    /// assert_eq!(other, Err(AttachmentError::PreviewUrlNotInText));
+    /// # Ok::<(), AttachmentError>(())
+    /// ```
     pub fn with_preview(mut self, preview: LinkPreview) -> Result<Self, AttachmentError> {
         if !self.text.contains(preview.url.as_str()) {
             return Err(AttachmentError::PreviewUrlNotInText);
@@ -195,6 +244,14 @@ impl Content {
 
     /// The encoding (see the module docs), to encrypt as one room message;
     /// zeroized when dropped (it holds file keys).
+    ///
+    /// ```
+    /// use secret_chat::Content;
+    /// let plaintext = Content::new("hi")?.to_bytes();
+    /// // room.encrypt(&identity, &plaintext) sends it; the receiver parses it:
+    /// assert_eq!(Content::from_bytes(&plaintext)?.text(), "hi");
+    /// # Ok::<(), secret_chat::AttachmentError>(())
+    /// ```
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::secret(64 + self.text.len());
         w.u8(labels::CONTENT_VERSION).vec32(self.text.as_bytes());
@@ -222,6 +279,20 @@ impl Content {
 
     /// Parses a content envelope: total, strict, and the preview's URL must
     /// appear in the text.
+    ///
+    /// # Errors
+    /// [`AttachmentError::Malformed`] for a bad encoding,
+    /// [`AttachmentError::NotUtf8`], [`AttachmentError::BadUrl`],
+    /// [`AttachmentError::PreviewUrlNotInText`].
+    ///
+    /// ```
+    /// use secret_chat::{AttachmentError, Content};
+    /// let mut bytes = Content::new("hi")?.to_bytes().to_vec();
+    /// assert_eq!(Content::from_bytes(&bytes)?.text(), "hi");
+    /// bytes.push(0);
+    /// assert!(matches!(Content::from_bytes(&bytes), Err(AttachmentError::Malformed(_))));
+    /// # Ok::<(), AttachmentError>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, AttachmentError> {
         let mut r = Reader::new(bytes);
         r.version(labels::CONTENT_VERSION)?;

@@ -524,6 +524,17 @@ impl AttachmentError {
     /// Whether trying again (fetching the blob again, retrying the I/O) can
     /// succeed: true for [`Truncated`](Self::Truncated) and
     /// [`Io`](Self::Io); every other error is final for these bytes.
+    ///
+    /// ```
+    /// use secret_chat::{AttachmentError, attachment};
+    /// let mut blob = Vec::new();
+    /// let pointer = attachment::encrypt(&b"photo"[..], &mut blob, "image/jpeg")?;
+    /// let cut_short = &blob[..blob.len() - 1]; // a download that broke off
+    /// let err = attachment::decrypt(&pointer, cut_short, &mut Vec::new()).unwrap_err();
+    /// assert!(err.is_retryable()); // fetch the blob again
+    /// assert!(!AttachmentError::WrongKey.is_retryable());
+    /// # Ok::<(), AttachmentError>(())
+    /// ```
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Truncated | Self::Io(_))
     }

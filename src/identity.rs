@@ -57,12 +57,28 @@ pub struct IdentityKeyPair {
 impl IdentityKeyPair {
     /// Makes a new identity and its first share keys from the operating
     /// system's RNG and clock.
+    ///
+    /// Reads the system clock (the share keys' creation time);
+    /// [`generate_at`](Self::generate_at) takes the time and the RNG.
+    ///
+    /// ```
+    /// use secret_chat::IdentityKeyPair;
+    /// let alice = IdentityKeyPair::generate(); // once per installation; keep it
+    /// assert_eq!(alice.held_share_keys(), 2); // one per suite
+    /// ```
     pub fn generate() -> Self {
         Self::generate_at(crate::clock::now_secs(), &mut crate::rng::os_rng())
     }
 
     /// Makes a new identity from `rng`, with the system clock as the share
-    /// keys' creation time.
+    /// keys' creation time ([`generate_at`](Self::generate_at) takes the time
+    /// too).
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, rand_core::UnwrapErr};
+    /// let alice = IdentityKeyPair::generate_with_rng(&mut UnwrapErr(getrandom::SysRng));
+    /// assert_eq!(alice.public().id(), alice.id());
+    /// ```
     pub fn generate_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         Self::generate_at(crate::clock::now_secs(), rng)
     }
@@ -73,6 +89,13 @@ impl IdentityKeyPair {
     /// Draws 32 bytes for the Ed25519 seed, then 32 bytes per suite in suite
     /// order (X25519, X-Wing): the `DeriveKeyPair` input of that suite's
     /// first share key (serial 1).
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, Suite, rand_core::UnwrapErr};
+    /// let now = 1_700_000_000; // the app's clock, in Unix seconds
+    /// let alice = IdentityKeyPair::generate_at(now, &mut UnwrapErr(getrandom::SysRng));
+    /// assert_eq!(alice.bundle().share_key(Suite::XWing).unwrap().created_at(), now);
+    /// ```
     pub fn generate_at<R: CryptoRng + ?Sized>(now: u64, rng: &mut R) -> Self {
         let mut seed = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(seed.as_mut_slice());
@@ -91,6 +114,14 @@ impl IdentityKeyPair {
     }
 
     /// The public half, derived from the secret at construction.
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, PublicIdentity};
+    /// let alice = IdentityKeyPair::generate();
+    /// let sent = alice.public().to_bytes(); // 32 bytes, safe to publish
+    /// assert_eq!(&PublicIdentity::from_bytes(&sent)?, alice.public());
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn public(&self) -> &PublicIdentity {
         &self.public
     }
@@ -118,6 +149,9 @@ impl IdentityKeyPair {
     /// bundle to publish. The superseded secrets are kept for the policy's
     /// grace, then erased by [`maintain_share_keys`](Self::maintain_share_keys).
     ///
+    /// Reads the system clock; [`rotate_share_keys_at`](Self::rotate_share_keys_at)
+    /// takes the time and the RNG.
+    ///
     /// ```
     /// # use secret_chat::{IdentityKeyPair, Suite};
     /// let mut bob = IdentityKeyPair::generate();
@@ -132,6 +166,21 @@ impl IdentityKeyPair {
 
     /// [`rotate_share_keys`](Self::rotate_share_keys) with an explicit clock
     /// and RNG (draws 32 bytes per suite, like [`generate_at`](Self::generate_at)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LimitExceeded`] after `u32::MAX` rotations (the serial is
+    /// exhausted); nothing changes.
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, Suite, rand_core::UnwrapErr};
+    /// let mut rng = UnwrapErr(getrandom::SysRng);
+    /// let mut bob = IdentityKeyPair::generate_at(1_700_000_000, &mut rng);
+    /// let bundle = bob.rotate_share_keys_at(1_700_600_000, &mut rng)?;
+    /// let key = bundle.share_key(Suite::XWing).unwrap();
+    /// assert_eq!((key.serial(), key.created_at()), (2, 1_700_600_000));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn rotate_share_keys_at<R: CryptoRng + ?Sized>(
         &mut self,
         now: u64,
@@ -146,6 +195,10 @@ impl IdentityKeyPair {
     /// bundle to publish when it rotated. Call it when the app starts and
     /// daily; persist the identity afterwards.
     ///
+    /// Reads the system clock;
+    /// [`maintain_share_keys_at`](Self::maintain_share_keys_at) takes the time
+    /// and the RNG.
+    ///
     /// ```
     /// # use secret_chat::{IdentityKeyPair, ShareKeyPolicy};
     /// let mut bob = IdentityKeyPair::generate();
@@ -157,6 +210,15 @@ impl IdentityKeyPair {
 
     /// [`maintain_share_keys`](Self::maintain_share_keys) with an explicit
     /// clock and RNG.
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, ShareKeyPolicy, rand_core::UnwrapErr};
+    /// let (mut rng, policy, day) = (UnwrapErr(getrandom::SysRng), ShareKeyPolicy::default(), 86_400);
+    /// let mut bob = IdentityKeyPair::generate_at(0, &mut rng);
+    /// assert!(bob.maintain_share_keys_at(day, &policy, &mut rng).is_none()); // not due yet
+    /// let new_bundle = bob.maintain_share_keys_at(8 * day, &policy, &mut rng); // weekly
+    /// assert!(new_bundle.is_some()); // publish it, then persist the identity
+    /// ```
     pub fn maintain_share_keys_at<R: CryptoRng + ?Sized>(
         &mut self,
         now: u64,

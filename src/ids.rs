@@ -60,6 +60,14 @@ impl RoomId {
     ///
     /// [`Error::Malformed`] with [`DecodeError::Empty`] for no bytes, and
     /// with [`DecodeError::LengthLimit`] for more than [`MAX_ROOM_ID_LEN`].
+    ///
+    /// ```
+    /// use secret_chat::{DecodeError, Error, RoomId};
+    /// let id = RoomId::new(b"family-chat")?; // an id both sides already agree on
+    /// assert_eq!(id.as_bytes(), b"family-chat");
+    /// assert_eq!(RoomId::new(&[b'x'; 65]), Err(Error::Malformed(DecodeError::LengthLimit)));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn new(bytes: &[u8]) -> Result<Self, Error> {
         check_len(bytes, MAX_ROOM_ID_LEN)?;
         Ok(Self(bytes.to_vec()))

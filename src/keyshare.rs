@@ -157,7 +157,10 @@ impl KeyShare {
         r.version(labels::PROTOCOL_VERSION)?;
         let suite = Suite::from_byte(r.u8()?)?;
         let room_len = usize::from(r.u8()?);
-        if room_len == 0 || room_len > MAX_ROOM_ID_LEN {
+        if room_len == 0 {
+            return Err(DecodeError::Empty.into());
+        }
+        if room_len > MAX_ROOM_ID_LEN {
             return Err(DecodeError::LengthLimit.into());
         }
         let room = RoomId::new(r.bytes(room_len)?)?;
@@ -289,6 +292,21 @@ impl KeyShare {
     /// decapsulation ([`Error::WeakKey`], [`Error::Malformed`]); HPKE
     /// decryption ([`Error::Tampered`]); the plaintext is well formed
     /// ([`Error::Malformed`], [`Error::WeakKey`] for a weak signing key).
+    ///
+    /// ```
+    /// use secret_chat::{keyshare::{self, KeyShare}, Error, IdentityKeyPair, OutboundSenderKey, RoomId, SenderKeyMode, Suite};
+    /// let (alice, bob, eve) = (IdentityKeyPair::generate(), IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// let room = RoomId::new(b"room-1")?;
+    /// let instance = [0u8; 32];
+    /// let mine = OutboundSenderKey::new(room.clone(), 3, SenderKeyMode::Signed, [9; 32], 0);
+    /// let bundle = bob.bundle();
+    /// let to_bob = keyshare::Recipient::new(bundle.identity(), bundle.share_key(Suite::XWing).unwrap());
+    /// let bytes = keyshare::seal_shares(&alice, &room, Suite::XWing, 3, &instance, &mine.share(), &[to_bob])?[0].to_bytes();
+    /// let share = KeyShare::from_bytes(&bytes)?; // structure only: nothing trusted yet
+    /// assert_eq!(share.open(&bob, eve.public(), &room, 3, &instance).err(), Some(Error::BadSignature));
+    /// assert_eq!(share.open(&bob, alice.public(), &room, 3, &instance)?.id(), mine.id());
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn open(
         &self,
         me: &IdentityKeyPair,
@@ -356,6 +374,23 @@ impl fmt::Debug for KeyShare {
 
 /// Parses `bytes` as a [`KeyShare`] and [opens](KeyShare::open) it: the one
 /// call a recipient makes.
+///
+/// # Errors
+/// As [`KeyShare::from_bytes`] and [`KeyShare::open`].
+///
+/// ```
+/// use secret_chat::{keyshare, IdentityKeyPair, OutboundSenderKey, RoomId, SenderKeyMode, Suite};
+/// let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+/// let room = RoomId::new(b"room-1")?;
+/// let instance = [0u8; 32]; // Alice's membership instance in the room
+/// let mine = OutboundSenderKey::new(room.clone(), 3, SenderKeyMode::Signed, [9; 32], 0);
+/// let bundle = bob.bundle(); // Bob's, from the relay
+/// let to_bob = keyshare::Recipient::new(bundle.identity(), bundle.share_key(Suite::XWing).unwrap());
+/// let shares = keyshare::seal_shares(&alice, &room, Suite::XWing, 3, &instance, &mine.share(), &[to_bob])?;
+/// let opened = keyshare::open_share(&shares[0].to_bytes(), &bob, alice.public(), &room, 3, &instance)?;
+/// assert_eq!(opened.id(), mine.id());
+/// # Ok::<(), secret_chat::Error>(())
+/// ```
 pub fn open_share(
     bytes: &[u8],
     me: &IdentityKeyPair,
@@ -369,6 +404,20 @@ pub fn open_share(
 
 /// Wraps `key` to every recipient, signing each share with `sender`, using
 /// the operating system's RNG. See [`seal_shares_with_rng`].
+///
+/// ```
+/// use secret_chat::{keyshare, IdentityKeyPair, OutboundSenderKey, RoomId, SenderKeyMode, Suite};
+/// let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+/// let room = RoomId::new(b"room-1")?;
+/// let instance = [0u8; 32]; // Alice's membership instance in the room
+/// let mine = OutboundSenderKey::new(room.clone(), 3, SenderKeyMode::Signed, [9; 32], 0);
+/// let bundle = bob.bundle(); // Bob's, from the relay
+/// let to_bob = keyshare::Recipient::new(bundle.identity(), bundle.share_key(Suite::XWing).unwrap());
+/// let shares = keyshare::seal_shares(&alice, &room, Suite::XWing, 3, &instance, &mine.share(), &[to_bob])?;
+/// assert_eq!(shares.len(), 1);
+/// assert_eq!(shares[0].recipient(), bob.public().as_bytes());
+/// # Ok::<(), secret_chat::Error>(())
+/// ```
 pub fn seal_shares(
     sender: &IdentityKeyPair,
     room: &RoomId,
@@ -954,13 +1003,14 @@ mod tests {
             KeyShare::from_bytes(&v),
             Err(Error::Malformed(DecodeError::UnsupportedSuite(9)))
         );
-        for rlen in [0, 65, 255] {
+        for (rlen, err) in [
+            (0, DecodeError::Empty),
+            (65, DecodeError::LengthLimit),
+            (255, DecodeError::LengthLimit),
+        ] {
             let mut v = good.clone();
             v[2] = rlen;
-            assert_eq!(
-                KeyShare::from_bytes(&v),
-                Err(Error::Malformed(DecodeError::LengthLimit))
-            );
+            assert_eq!(KeyShare::from_bytes(&v), Err(Error::Malformed(err)));
         }
         let mut long = good.clone();
         long.push(0);

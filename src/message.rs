@@ -201,8 +201,8 @@ impl<'a> Message<'a> {
     ///
     /// Rejections, in order: a version other than 2
     /// (`Malformed(UnsupportedVersion(v))`); an unknown mode
-    /// (`Malformed(InvalidValue)`); a room id length of 0 or over 64
-    /// (`Malformed(LengthLimit)`); a header cut short (`Malformed(Truncated)`);
+    /// (`Malformed(InvalidValue)`); a room id length of 0
+    /// (`Malformed(Empty)`) or over 64 (`Malformed(LengthLimit)`); a header cut short (`Malformed(Truncated)`);
     /// a body shorter than `32 + 16` bytes (+ 64 when signed)
     /// (`Malformed(Truncated)`); a body longer than the padded maximum
     /// (`Malformed(LengthLimit)`); a padded length that is not a Padmé bucket
@@ -220,7 +220,10 @@ impl<'a> Message<'a> {
         r.version(labels::MESSAGE_VERSION)?;
         let mode = SenderKeyMode::from_byte(r.u8()?).ok_or(DecodeError::InvalidValue)?;
         let room_len = usize::from(r.u8()?);
-        if room_len == 0 || room_len > MAX_ROOM_ID_LEN {
+        if room_len == 0 {
+            return Err(DecodeError::Empty.into());
+        }
+        if room_len > MAX_ROOM_ID_LEN {
             return Err(DecodeError::LengthLimit.into());
         }
         let room_id = r.bytes(room_len)?;

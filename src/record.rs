@@ -105,6 +105,14 @@ impl RecordKey {
     /// bytes). Errors: [`Error::Malformed`] with
     /// [`DecodeError::InvalidValue`] (unknown kind) or
     /// [`DecodeError::LengthLimit`].
+    ///
+    /// ```
+    /// use secret_chat::{labels::RECORD_KIND_ROOM_CORE, record::RecordKey};
+    /// let core = RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-42", b"")?;
+    /// assert_eq!(core.room(), b"room-42");
+    /// assert!(RecordKey::new(RECORD_KIND_ROOM_CORE, &[0; 65], b"").is_err()); // room id too long
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn new(kind: u8, room: &[u8], key: &[u8]) -> Result<Self, Error> {
         if !is_known_kind(kind) {
             return Err(Error::Malformed(DecodeError::InvalidValue));
@@ -298,6 +306,22 @@ impl RecordSealer {
     /// Seals `plaintext` as record `name` written at `generation`, with a
     /// fresh nonce from the OS RNG. Errors: [`Error::LimitExceeded`] for a
     /// plaintext over [`MAX_RECORD_LEN`].
+    ///
+    /// Most apps use [`SealedStore`](crate::store::SealedStore), which seals
+    /// and opens records itself.
+    ///
+    /// ```
+    /// use secret_chat::{Error, StorageKey, labels::{RECORD_KIND_ROOM_CORE}, record::{RecordKey, RecordSealer}};
+    /// let sealer = RecordSealer::new(&StorageKey::generate());
+    /// let name = RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-42", b"")?;
+    /// let envelope = sealer.seal(&name, 7, b"state")?;
+    /// let opened = sealer.open(&name, &envelope)?;
+    /// assert_eq!((opened.generation, &opened.plaintext[..]), (7, &b"state"[..]));
+    /// // Under another name (a record moved by whoever holds the file): refused.
+    /// let other = RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-43", b"")?;
+    /// assert_eq!(sealer.open(&other, &envelope).err(), Some(Error::StorageDecrypt));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn seal(
         &self,
         name: &RecordKey,
@@ -308,6 +332,15 @@ impl RecordSealer {
     }
 
     /// [`seal`](Self::seal) drawing the 12-byte nonce from `rng`.
+    ///
+    /// ```
+    /// use secret_chat::{StorageKey, labels::RECORD_KIND_IDENTITY, record::{RecordKey, RecordSealer}};
+    /// let sealer = RecordSealer::new(&StorageKey::generate());
+    /// let name = RecordKey::new(RECORD_KIND_IDENTITY, b"", b"")?;
+    /// let envelope = sealer.seal_with_rng(&name, 1, b"me", &mut secret_chat::rand_core::UnwrapErr(getrandom::SysRng))?;
+    /// assert_eq!(&sealer.open(&name, &envelope)?.plaintext[..], b"me");
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn seal_with_rng<R: CryptoRng + ?Sized>(
         &self,
         name: &RecordKey,

@@ -2,7 +2,7 @@
 //!
 //! A sender key is a 32-byte chain key, the index of the next message, a
 //! 16-byte id, a 32-byte *binding* to its owner (see
-//! [`testing::sender_key_binding`](crate::testing::sender_key_binding))
+//! `testing::sender_key_binding`, feature `testing`, and `docs/PROTOCOL.md` section 4.1)
 //! and, in group rooms, a fresh Ed25519 signing key used only for this sender
 //! key's messages (its id is then derived from the signing public key). The
 //! owner holds an [`OutboundSenderKey`]; every other member holds an
@@ -680,7 +680,7 @@ pub struct InboundSenderKey {
 impl InboundSenderKey {
     /// Builds the receiving half from what a key share carried, bound to
     /// `binding` (the receiver computes it for the share's owner, room and
-    /// epoch; see [`testing::sender_key_binding`](crate::testing::sender_key_binding)
+    /// epoch; see `testing::sender_key_binding` (feature `testing`)
     /// and `docs/PROTOCOL.md` section 4.1).
     ///
     /// A signed key's proof of possession must verify (strict Ed25519)
@@ -1551,7 +1551,7 @@ mod tests {
                 retire: None,
                 binding: None,
                 message: with(&|m| m[2] = 0),
-                error: Error::Malformed(DecodeError::LengthLimit),
+                error: Error::Malformed(DecodeError::Empty),
             },
             Negative {
                 name: "room-id-length-65",

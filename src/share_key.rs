@@ -74,7 +74,15 @@ const SIGNATURE_LEN: usize = 64;
 const SIGNED_PREFIX_LEN: usize = 1 + 1 + 4 + 8;
 
 /// The key-exchange suite of a room: which HPKE KEM key shares use.
+///
+/// With the `serde` feature it serializes as its suite byte (a number) and
+/// deserializes through [`Suite::from_byte`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "u8", into = "u8")
+)]
 #[non_exhaustive]
 pub enum Suite {
     /// DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM (suite byte 1):
@@ -99,6 +107,12 @@ impl Suite {
     }
 
     /// Parses a suite byte.
+    ///
+    /// ```
+    /// use secret_chat::{DecodeError, Suite};
+    /// assert_eq!(Suite::from_byte(Suite::XWing.to_byte()), Ok(Suite::XWing));
+    /// assert_eq!(Suite::from_byte(9), Err(DecodeError::UnsupportedSuite(9)));
+    /// ```
     pub fn from_byte(b: u8) -> Result<Self, DecodeError> {
         match b {
             labels::SUITE_X25519 => Ok(Self::X25519),
@@ -149,7 +163,15 @@ pub const DEFAULT_MAX_AGE_SECS: u64 = 30 * 24 * 3600;
 
 /// When a device rotates its share keys, how long it keeps superseded
 /// secrets, and how old a member's share key a sender still accepts.
+///
+/// With the `serde` feature it serializes as its three fields (unknown fields
+/// are refused), so an app can keep a chosen policy in its settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct ShareKeyPolicy {
     /// Rotate the current share keys once they are this old (seconds).
     pub rotate_after_secs: u64,
@@ -215,6 +237,16 @@ impl SignedShareKey {
     /// weak or invalid public key ([`Error::WeakKey`] or
     /// [`Error::Malformed`]), a signature by any other identity
     /// ([`Error::BadSignature`]).
+    ///
+    /// ```
+    /// use secret_chat::{Error, IdentityKeyPair, SignedShareKey, Suite};
+    /// let (bob, mallory) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// let sent = bob.bundle().share_key(Suite::XWing).unwrap().to_bytes();
+    /// let key = SignedShareKey::from_bytes(&sent, bob.public())?;
+    /// assert_eq!((key.suite(), key.serial()), (Suite::XWing, 1));
+    /// assert_eq!(SignedShareKey::from_bytes(&sent, mallory.public()), Err(Error::BadSignature));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8], owner: &PublicIdentity) -> Result<Self, Error> {
         let parsed = Self::parse_unverified(bytes)?;
         let signed = bytes
@@ -326,6 +358,15 @@ impl SignedShareKey {
 
     /// Whether a sender should still seal to this key at `now` under
     /// `policy` (its age is at most [`ShareKeyPolicy::max_age_secs`]).
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, ShareKeyPolicy, Suite, rand_core::UnwrapErr};
+    /// let bob = IdentityKeyPair::generate_at(1_000, &mut UnwrapErr(getrandom::SysRng));
+    /// let policy = ShareKeyPolicy::default();
+    /// let key = bob.bundle().share_key(Suite::XWing).unwrap().clone();
+    /// assert!(key.is_fresh(1_000 + policy.max_age_secs, &policy));
+    /// assert!(!key.is_fresh(1_001 + policy.max_age_secs, &policy)); // fetch a newer bundle
+    /// ```
     pub fn is_fresh(&self, now: u64, policy: &ShareKeyPolicy) -> bool {
         now.saturating_sub(self.created_at) <= policy.max_age_secs
     }
@@ -380,6 +421,10 @@ fn check_public(suite: Suite, public: &[u8]) -> Result<(), Error> {
 /// [`from_bytes`](Self::from_bytes) verifies every share key's signature
 /// against the identity in the bundle; whether that identity is the one a
 /// room pinned for the member is the room's check.
+///
+/// With the `serde` feature a bundle serializes as the lowercase hex of
+/// [`to_bytes`](Self::to_bytes) and deserializes only through
+/// [`from_bytes`](Self::from_bytes) (every signature checked).
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeviceBundle {
     identity: PublicIdentity,
@@ -422,7 +467,15 @@ impl DeviceBundle {
         Ok(Self { identity, keys })
     }
 
-    /// The canonical encoding.
+    /// The canonical encoding: what a device publishes through its relay.
+    ///
+    /// ```
+    /// use secret_chat::{DeviceBundle, IdentityKeyPair};
+    /// let alice = IdentityKeyPair::generate();
+    /// let published = alice.bundle().to_bytes();
+    /// assert_eq!(DeviceBundle::from_bytes(&published)?, alice.bundle());
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(
             34 + self.keys.iter().map(|k| 2 + k.encoded.len()).sum::<usize>(),
@@ -442,6 +495,13 @@ impl DeviceBundle {
     }
 
     /// The current share key of `suite`, if the device has one.
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, Suite};
+    /// let bundle = IdentityKeyPair::generate().bundle();
+    /// assert_eq!(bundle.share_key(Suite::X25519).unwrap().public_key().len(), 32);
+    /// assert_eq!(bundle.share_keys().len(), 2);
+    /// ```
     pub fn share_key(&self, suite: Suite) -> Option<&SignedShareKey> {
         self.keys.iter().find(|k| k.suite == suite)
     }
@@ -449,6 +509,33 @@ impl DeviceBundle {
     /// Every share key in the bundle.
     pub fn share_keys(&self) -> &[SignedShareKey] {
         &self.keys
+    }
+}
+
+/// Bytes of the largest bundle: version, identity, count and one share key of
+/// every suite.
+#[cfg(feature = "serde")]
+const MAX_BUNDLE_LEN: usize = 1 + 32 + 1 + Suite::ALL.len() * (2 + MAX_SIGNED_SHARE_KEY_LEN);
+
+#[cfg(feature = "serde")]
+crate::serde_support::serde_via_hex!(DeviceBundle, MAX_BUNDLE_LEN, |v| v.to_bytes(), |b| {
+    DeviceBundle::from_bytes(b)
+});
+
+impl From<Suite> for u8 {
+    /// The suite byte ([`Suite::to_byte`]).
+    fn from(suite: Suite) -> u8 {
+        suite.to_byte()
+    }
+}
+
+impl TryFrom<u8> for Suite {
+    type Error = DecodeError;
+
+    /// [`Suite::from_byte`]: [`DecodeError::UnsupportedSuite`] for an
+    /// unknown byte.
+    fn try_from(b: u8) -> Result<Self, DecodeError> {
+        Self::from_byte(b)
     }
 }
 

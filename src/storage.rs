@@ -74,16 +74,38 @@ pub struct StorageKey([u8; STORAGE_KEY_LEN]);
 impl StorageKey {
     /// Wraps key bytes (read back from the keystore). The caller should
     /// zeroize its own copy.
+    ///
+    /// ```
+    /// use secret_chat::StorageKey;
+    /// # let from_keystore = || [7u8; 32];
+    /// let mut bytes = from_keystore(); // the app's OS keystore
+    /// let key = StorageKey::from_bytes(bytes);
+    /// secret_chat::zeroize::Zeroize::zeroize(&mut bytes);
+    /// # let _ = key;
+    /// ```
     pub fn from_bytes(bytes: [u8; STORAGE_KEY_LEN]) -> Self {
         Self(bytes)
     }
 
-    /// A fresh key from the operating system's RNG.
+    /// A fresh key from the operating system's RNG: once, at first start.
+    ///
+    /// ```
+    /// use secret_chat::StorageKey;
+    /// let key = StorageKey::generate();
+    /// let for_the_keystore = key.to_bytes(); // zeroized when dropped
+    /// assert_eq!(StorageKey::from_bytes(*for_the_keystore), key);
+    /// ```
     pub fn generate() -> Self {
         Self::generate_with_rng(&mut crate::rng::os_rng())
     }
 
     /// A fresh key from `rng` (draws 32 bytes).
+    ///
+    /// ```
+    /// use secret_chat::StorageKey;
+    /// let mut rng = secret_chat::rand_core::UnwrapErr(getrandom::SysRng); // or the app's own CryptoRng
+    /// assert_ne!(StorageKey::generate_with_rng(&mut rng), StorageKey::generate_with_rng(&mut rng));
+    /// ```
     pub fn generate_with_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut key = Self([0; STORAGE_KEY_LEN]);
         rng.fill_bytes(&mut key.0);
@@ -213,6 +235,14 @@ impl IdentityKeyPair {
     }
 
     /// [`export`](Self::export) drawing the 12-byte nonce from `rng`.
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, StorageKey};
+    /// let (key, me) = (StorageKey::generate(), IdentityKeyPair::generate());
+    /// let blob = me.export_with_rng(&key, &mut secret_chat::rand_core::UnwrapErr(getrandom::SysRng))?;
+    /// assert_eq!(IdentityKeyPair::import(&blob, &key)?.public(), me.public());
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn export_with_rng<R: CryptoRng + ?Sized>(
         &self,
         key: &StorageKey,
@@ -227,10 +257,22 @@ impl IdentityKeyPair {
     /// Decrypts and rebuilds an identity exported with [`export`](Self::export).
     ///
     /// Errors: [`Error::StorageDecrypt`] for a wrong key or a damaged blob,
-    /// [`Error::Malformed`] for an unknown version
-    /// ([`DecodeError::UnsupportedVersion`]), a room blob or an unknown kind
-    /// ([`DecodeError::InvalidValue`]), a blob too short to hold a tag
+    /// [`Error::WrongStateKind`] for a room blob, [`Error::Malformed`] for
+    /// an unknown version ([`DecodeError::UnsupportedVersion`]), an unknown
+    /// kind ([`DecodeError::InvalidValue`]), a blob too short to hold a tag
     /// ([`DecodeError::Truncated`]) or a plaintext of the wrong length.
+    ///
+    /// ```
+    /// use secret_chat::{Error, IdentityKeyPair, StorageKey};
+    /// let key = StorageKey::generate(); // from the OS keystore
+    /// let blob = IdentityKeyPair::generate().export(&key)?; // written at the last start
+    /// let me = IdentityKeyPair::import(&blob, &key)?;
+    /// let mut damaged = blob.clone();
+    /// damaged[20] ^= 1;
+    /// assert_eq!(IdentityKeyPair::import(&damaged, &key).err(), Some(Error::StorageDecrypt));
+    /// # let _ = me;
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn import(blob: &[u8], key: &StorageKey) -> Result<Self, Error> {
         let plaintext = open(key, STORAGE_KIND_IDENTITY, blob)?;
         let mut r = Reader::new(&plaintext);
@@ -366,10 +408,22 @@ impl Room {
     ///
     /// Errors: [`Error::StorageDecrypt`] for a wrong key or a damaged blob;
     /// [`Error::Malformed`] for an unknown version
-    /// ([`DecodeError::UnsupportedVersion`]), an identity blob or an unknown
-    /// kind ([`DecodeError::InvalidValue`]), a blob too short to hold a tag
+    /// ([`DecodeError::UnsupportedVersion`]) or an unknown kind
+    /// ([`DecodeError::InvalidValue`]); [`Error::WrongStateKind`] for an
+    /// identity blob; [`Error::Malformed`] for a blob too short to hold a tag
     /// ([`DecodeError::Truncated`]), or an authenticated plaintext that is
     /// not a valid room state (only a bug or a foreign writer can make one).
+    ///
+    /// The example on [`export`](Self::export) saves and loads a room; a
+    /// blob of the other kind is named as such:
+    ///
+    /// ```
+    /// use secret_chat::{Error, IdentityKeyPair, Room, StorageKey};
+    /// let key = StorageKey::generate();
+    /// let identity_blob = IdentityKeyPair::generate().export(&key)?;
+    /// assert_eq!(Room::import(&identity_blob, &key).err(), Some(Error::WrongStateKind));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn import(blob: &[u8], key: &StorageKey) -> Result<Self, Error> {
         let plaintext = open(key, STORAGE_KIND_ROOM, blob)?;
         let mut r = Reader::new(&plaintext);

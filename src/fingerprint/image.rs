@@ -92,6 +92,13 @@ impl KeyImage {
     /// halves of the picture change.
     /// [`PairVerification::local_block`](super::PairVerification::local_block)
     /// says which block is whose.
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, KeyImage};
+    /// let (a, b) = (Fingerprint::from_bytes([1; 32]), Fingerprint::from_bytes([2; 32]));
+    /// assert_eq!(KeyImage::pair(&a, &b), KeyImage::pair(&b, &a));
+    /// assert_eq!(KeyImage::pair(&a, &b).blocks()[0], a.picture_bits());
+    /// ```
     pub fn pair(a: &Fingerprint, b: &Fingerprint) -> Self {
         let (first, second) = if a <= b { (a, b) } else { (b, a) };
         Self {

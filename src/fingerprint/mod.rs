@@ -81,7 +81,17 @@ pub const PAYLOAD_LEN: usize = 1 + 1 + FINGERPRINT_LEN + FINGERPRINT_LEN;
 pub struct Fingerprint([u8; FINGERPRINT_LEN]);
 
 impl Fingerprint {
-    /// Computes the fingerprint of `member` holding `identity`.
+    /// Computes the fingerprint of `member` holding `identity` (about 5,200
+    /// SHA-512 blocks: compute it once per member and identity).
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, IdentityKeyPair, MemberId};
+    /// let bob = IdentityKeyPair::generate();
+    /// let fp = Fingerprint::compute(&MemberId::new(b"bob")?, bob.public());
+    /// assert_eq!(fp.digits().len(), 30); // Bob's half of the numeric code
+    /// assert_ne!(fp, Fingerprint::compute(&MemberId::new(b"eve")?, bob.public()));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn compute(member: &MemberId, identity: &PublicIdentity) -> Self {
         Self(fingerprint_raw(member.as_bytes(), identity.as_bytes()))
     }
@@ -182,7 +192,16 @@ impl fmt::Debug for Fingerprint {
 /// The picture and the numeric code sort the two fingerprints, so both
 /// phones show the same; the scannable payload keeps the order (own first),
 /// so a phone accepts only its partner's code, never its own reflected.
+///
+/// With the `serde` feature it serializes as `{"local": .., "remote": ..}`,
+/// each fingerprint as 64 lowercase hex digits (an app may store the pair
+/// it verified, to notice a change later).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct PairVerification {
     local: Fingerprint,
     remote: Fingerprint,
@@ -214,6 +233,16 @@ impl PairVerification {
     }
 
     /// The picture both phones show.
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, PairVerification};
+    /// let (alice, bob) = (Fingerprint::from_bytes([1; 32]), Fingerprint::from_bytes([2; 32]));
+    /// let on_alices_phone = PairVerification::new(alice, bob);
+    /// let on_bobs_phone = PairVerification::new(bob, alice);
+    /// assert_eq!(on_alices_phone.image(), on_bobs_phone.image());
+    /// let svg = on_alices_phone.image().render_svg(); // or render_png / render_terminal
+    /// assert!(svg.contains("<svg"));
+    /// ```
     pub fn image(&self) -> KeyImage {
         KeyImage::pair(&self.local, &self.remote)
     }
@@ -243,6 +272,14 @@ impl PairVerification {
 
     /// The code to read aloud: 60 digits in 12 groups of 5, space
     /// separated; the smaller fingerprint's 30 digits first.
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, PairVerification};
+    /// let (alice, bob) = (Fingerprint::from_bytes([1; 32]), Fingerprint::from_bytes([2; 32]));
+    /// let code = PairVerification::new(alice, bob).numeric_code();
+    /// assert_eq!(code, PairVerification::new(bob, alice).numeric_code());
+    /// assert_eq!(code.split(' ').count(), 12);
+    /// ```
     pub fn numeric_code(&self) -> String {
         let (first, second) = self.sorted();
         let digits = first.digits() + &second.digits();
@@ -250,12 +287,34 @@ impl PairVerification {
     }
 
     /// The payload this phone shows as a QR code.
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, PairVerification};
+    /// let (alice, bob) = (Fingerprint::from_bytes([1; 32]), Fingerprint::from_bytes([2; 32]));
+    /// let shown = PairVerification::new(alice, bob).payload();
+    /// let svg = shown.qr_svg()?; // draw it; or `qr_png`, `qr_modules`
+    /// assert!(svg.contains("<svg"));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn payload(&self) -> ScannablePayload {
         ScannablePayload::new(self.local, self.remote)
     }
 
     /// Checks a payload scanned from the partner's screen; see
     /// [`ScannablePayload::verify_scanned`].
+    ///
+    /// # Errors
+    /// As [`ScannablePayload::verify_scanned`].
+    ///
+    /// ```
+    /// use secret_chat::{Error, Fingerprint, PairVerification};
+    /// let (alice, bob) = (Fingerprint::from_bytes([1; 32]), Fingerprint::from_bytes([2; 32]));
+    /// let (on_alice, on_bob) = (PairVerification::new(alice, bob), PairVerification::new(bob, alice));
+    /// let scanned = on_bob.payload().to_bytes(); // Alice's camera reads Bob's screen
+    /// assert_eq!(on_alice.verify_scanned(&scanned), Ok(()));
+    /// let own = on_alice.payload().to_bytes(); // her own code, reflected
+    /// assert_eq!(on_alice.verify_scanned(&own), Err(Error::FingerprintMismatch));
+    /// ```
     pub fn verify_scanned(&self, scanned: &[u8]) -> Result<(), Error> {
         self.payload().verify_scanned(scanned)
     }
@@ -316,6 +375,19 @@ impl ScannablePayload {
     }
 
     /// Parses an encoding strictly: version, suite, exact length.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`]: [`DecodeError::UnsupportedVersion`],
+    /// [`DecodeError::UnsupportedSuite`], [`DecodeError::Truncated`] or
+    /// [`DecodeError::TrailingBytes`].
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, ScannablePayload};
+    /// let p = ScannablePayload::new(Fingerprint::from_bytes([1; 32]), Fingerprint::from_bytes([2; 32]));
+    /// assert_eq!(ScannablePayload::from_bytes(&p.to_bytes())?, p);
+    /// assert!(ScannablePayload::from_bytes(&p.to_bytes()[..65]).is_err());
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
         r.version(labels::PAYLOAD_VERSION)?;
@@ -342,6 +414,15 @@ impl ScannablePayload {
     /// [`Error::Malformed`] if `scanned` does not parse (wrong version,
     /// suite or length); [`Error::FingerprintMismatch`] if it parses but
     /// does not match: a key was substituted, or the wrong code was scanned.
+    ///
+    /// ```
+    /// use secret_chat::{Error, Fingerprint, ScannablePayload};
+    /// let [alice, bob, eve] = [[1; 32], [2; 32], [3; 32]].map(Fingerprint::from_bytes);
+    /// let mine = ScannablePayload::new(alice, bob);
+    /// assert_eq!(mine.verify_scanned(&ScannablePayload::new(bob, alice).to_bytes()), Ok(()));
+    /// let swapped = ScannablePayload::new(eve, alice).to_bytes(); // a relay gave Bob's slot to Eve
+    /// assert_eq!(mine.verify_scanned(&swapped), Err(Error::FingerprintMismatch));
+    /// ```
     pub fn verify_scanned(&self, scanned: &[u8]) -> Result<(), Error> {
         let theirs = Self::from_bytes(scanned)?;
         let ok = theirs.local.ct_eq(&self.remote) & theirs.remote.ct_eq(&self.local);
@@ -358,6 +439,13 @@ impl ScannablePayload {
     /// # Errors
     /// [`Error::LimitExceeded`] if the encoder would need a larger version
     /// (it cannot for the 66-byte payload; the check keeps the promise).
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, ScannablePayload};
+    /// let p = ScannablePayload::new(Fingerprint::from_bytes([1; 32]), Fingerprint::from_bytes([2; 32]));
+    /// assert!(p.qr_svg()?.contains("<svg"));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn qr_svg(&self) -> Result<String, Error> {
         let code = self.qr_code()?;
         Ok(code
@@ -428,6 +516,16 @@ pub struct RoomDigest([u8; ROOM_DIGEST_LEN]);
 /// # Errors
 /// [`Error::LimitExceeded`] for no members or more than
 /// [`MAX_MEMBERS`].
+///
+/// ```
+/// use secret_chat::{IdentityKeyPair, MemberId, room_digest};
+/// let (a, b) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+/// let (ma, mb) = (MemberId::new(b"alice")?, MemberId::new(b"bob")?);
+/// let digest = room_digest(&[(ma.clone(), a.public().clone()), (mb.clone(), b.public().clone())])?;
+/// assert_eq!(digest, room_digest(&[(mb, b.public().clone()), (ma, a.public().clone())])?);
+/// assert_eq!(digest.to_hex().len(), 64 + 15); // 16 groups of 4
+/// # Ok::<(), secret_chat::Error>(())
+/// ```
 pub fn room_digest(members: &[(MemberId, PublicIdentity)]) -> Result<RoomDigest, Error> {
     let fingerprints: Vec<Fingerprint> = members
         .iter()
@@ -482,9 +580,34 @@ impl RoomDigest {
     }
 
     /// The room picture: all 256 bits as two 8x8 blocks, with the room mark.
+    ///
+    /// ```
+    /// use secret_chat::{ImageKind, RoomDigest};
+    /// let digest = RoomDigest::from_bytes([7; 32]); // `Room::digest` in an app
+    /// assert_eq!(digest.image().kind(), ImageKind::Room);
+    /// assert_eq!(digest.to_hex().split(' ').count(), 16);
+    /// ```
     pub fn image(&self) -> KeyImage {
         KeyImage::room(self)
     }
+}
+
+#[cfg(feature = "serde")]
+mod serde_impls {
+    use super::{
+        FINGERPRINT_LEN, Fingerprint, PAYLOAD_LEN, ROOM_DIGEST_LEN, RoomDigest, ScannablePayload,
+    };
+    use crate::serde_support::{fixed, serde_via_hex};
+
+    // Fingerprints and room digests: 64 lowercase hex digits.
+    serde_via_hex!(Fingerprint, FINGERPRINT_LEN, |v| v.as_bytes(), |b| fixed(b)
+        .map(Fingerprint::from_bytes));
+    serde_via_hex!(RoomDigest, ROOM_DIGEST_LEN, |v| v.as_bytes(), |b| fixed(b)
+        .map(RoomDigest::from_bytes));
+    // The scannable payload: its 66-byte encoding, parsed strictly.
+    serde_via_hex!(ScannablePayload, PAYLOAD_LEN, |v| v.to_bytes(), |b| {
+        ScannablePayload::from_bytes(b)
+    });
 }
 
 #[cfg(test)]

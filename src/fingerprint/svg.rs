@@ -17,6 +17,13 @@ const SVG_UNIT_PX: usize = 24;
 
 impl KeyImage {
     /// Renders the picture as a standalone SVG document.
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, KeyImage};
+    /// let image = KeyImage::pair(&Fingerprint::from_bytes([1; 32]), &Fingerprint::from_bytes([2; 32]));
+    /// let svg = image.render_svg(); // show it in a web view, or write it to a file
+    /// assert!(svg.starts_with("<svg") && svg.contains("<title>Public key image</title>"));
+    /// ```
     pub fn render_svg(&self) -> String {
         let mut s = String::with_capacity(8 * 1024);
         let _ = write!(

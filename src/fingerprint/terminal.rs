@@ -36,6 +36,14 @@ const HALF: char = '▀';
 
 impl KeyImage {
     /// Renders the picture for a terminal; lines end with `\n`.
+    ///
+    /// ```
+    /// use secret_chat::{Fingerprint, KeyImage, TerminalMode};
+    /// let image = KeyImage::pair(&Fingerprint::from_bytes([1; 32]), &Fingerprint::from_bytes([2; 32]));
+    /// let colour = image.render_terminal(TerminalMode::TrueColor); // 24-bit colour escapes
+    /// let plain = image.render_terminal(TerminalMode::Plain); // any terminal, or a log
+    /// assert!(colour.contains('\x1b') && !plain.contains('\x1b'));
+    /// ```
     pub fn render_terminal(&self, mode: TerminalMode) -> String {
         match mode {
             TerminalMode::TrueColor => self.render_truecolor(),

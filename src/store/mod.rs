@@ -66,6 +66,7 @@ mod sqlite;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
 use crate::error::{BackendError, DecodeError, Error};
@@ -92,6 +93,52 @@ pub type Visit<'a> = dyn FnMut(RecordKey, &[u8]) -> Result<(), Error> + 'a;
 /// blobs; sealing, generations and rollback checks are [`SealedStore`]'s.
 /// Writing through a backend directly bypasses those checks (the next open
 /// then reports [`Error::StoreInconsistent`]): apps use a [`SealedStore`].
+///
+/// An app's own backend (its database, a browser's IndexedDB, ...) applies
+/// a [`Batch`] in one transaction, honouring its expectation:
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use secret_chat::{BackendError, Error, StorageKey, record::RecordKey};
+/// use secret_chat::store::{Batch, SealedStore, Store, Visit};
+///
+/// #[derive(Default)]
+/// struct MyDb(BTreeMap<RecordKey, Vec<u8>>); // stands for a real database
+///
+/// impl Store for MyDb {
+///     fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error> {
+///         Ok(self.0.get(key).cloned())
+///     }
+///     fn scan(&self, visit: &mut Visit<'_>) -> Result<(), Error> {
+///         self.0.iter().try_for_each(|(k, v)| visit(k.clone(), v))
+///     }
+///     fn apply(&mut self, batch: &Batch) -> Result<(), Error> {
+///         // BEGIN TRANSACTION
+///         if let Some((key, expected)) = batch.expectation() {
+///             if self.0.get(key).map(Vec::as_slice) != expected {
+///                 return Err(Error::Backend(BackendError::Conflict)); // ROLLBACK
+///             }
+///         }
+///         for (key, blob) in batch.ops() {
+///             match blob {
+///                 Some(blob) => self.0.insert(key.clone(), blob.to_vec()),
+///                 None => self.0.remove(key),
+///             };
+///         }
+///         Ok(()) // COMMIT
+///     }
+/// }
+///
+/// let key = StorageKey::generate();
+/// let mut store = SealedStore::open(MyDb::default(), &key, None)?;
+/// let name = RecordKey::new(secret_chat::labels::RECORD_KIND_IDENTITY, b"", b"")?;
+/// let mut changes = secret_chat::store::Changes::new();
+/// changes.put(name.clone(), b"me".to_vec())?;
+/// let generation = store.commit(&changes)?;
+/// let store = SealedStore::open(store.into_backend(), &key, Some(generation))?;
+/// assert_eq!(store.get(&name)?.as_deref().map(|p| &p[..]), Some(&b"me"[..]));
+/// # Ok::<(), Error>(())
+/// ```
 pub trait Store {
     /// The blob stored under `key`, if any.
     fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error>;
@@ -216,6 +263,14 @@ impl Changes {
     /// [`Error::Malformed`]`(`[`DecodeError::InvalidValue`]`)` for the meta
     /// kind, [`Error::LimitExceeded`] for a plaintext over
     /// [`MAX_RECORD_LEN`](crate::limits::MAX_RECORD_LEN).
+    ///
+    /// ```
+    /// use secret_chat::{labels::RECORD_KIND_ROOM_CORE, record::RecordKey, store::Changes};
+    /// let mut changes = Changes::new();
+    /// changes.put(RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-42", b"")?, b"state".to_vec())?;
+    /// assert_eq!(changes.len(), 1);
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn put(&mut self, key: RecordKey, plaintext: Vec<u8>) -> Result<(), Error> {
         let plaintext = Zeroizing::new(plaintext);
         if key.kind() == RECORD_KIND_META {
@@ -231,6 +286,14 @@ impl Changes {
     /// Deletes record `key` (no error if it does not exist). Errors:
     /// [`Error::Malformed`]`(`[`DecodeError::InvalidValue`]`)` for the meta
     /// kind.
+    ///
+    /// ```
+    /// use secret_chat::{labels::RECORD_KIND_INBOUND_KEYS, record::RecordKey, store::Changes};
+    /// let mut changes = Changes::new(); // Bob was removed: drop his keys
+    /// changes.delete(RecordKey::new(RECORD_KIND_INBOUND_KEYS, b"room-42", b"bob")?)?;
+    /// assert_eq!(changes.ops().next().map(|(_, v)| v.is_none()), Some(true));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn delete(&mut self, key: RecordKey) -> Result<(), Error> {
         if key.kind() == RECORD_KIND_META {
             return Err(Error::Malformed(DecodeError::InvalidValue));
@@ -240,6 +303,17 @@ impl Changes {
     }
 
     /// Adds `later`'s operations, which replace this one's on the same names.
+    ///
+    /// ```
+    /// use secret_chat::{labels::RECORD_KIND_ROOM_CORE, record::RecordKey, store::Changes};
+    /// let core = RecordKey::new(RECORD_KIND_ROOM_CORE, b"room-42", b"")?;
+    /// let (mut first, mut second) = (Changes::new(), Changes::new());
+    /// first.put(core.clone(), b"old".to_vec())?; // the changes of one call
+    /// second.put(core, b"new".to_vec())?; // and of the next one
+    /// first.extend(second); // commit both at once
+    /// assert_eq!(first.ops().next().and_then(|(_, v)| v), Some(&b"new"[..]));
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn extend(&mut self, later: Changes) {
         let mut later = later;
         self.ops.append(&mut later.ops);
@@ -435,6 +509,22 @@ impl<S: Store> SealedStore<S> {
     /// The device generation: the number of batches ever committed to this
     /// store. Keep the value [`commit`](Self::commit) returns beside the
     /// storage key and pass it to the next [`open`](Self::open).
+    ///
+    /// ```
+    /// use secret_chat::{Error, StorageKey, labels::RECORD_KIND_IDENTITY, record::RecordKey};
+    /// use secret_chat::store::{Changes, MemoryStore, SealedStore};
+    /// let key = StorageKey::generate();
+    /// let mut store = SealedStore::open(MemoryStore::new(), &key, None)?;
+    /// let old_copy = store.backend().clone(); // a backup taken now
+    /// let mut changes = Changes::new();
+    /// changes.put(RecordKey::new(RECORD_KIND_IDENTITY, b"", b"")?, vec![1])?;
+    /// let remembered = store.commit(&changes)?; // keep it beside the key
+    /// assert_eq!(store.generation(), remembered);
+    /// // The old copy, put back: refused.
+    /// let refused = SealedStore::open(old_copy, &key, Some(remembered)).err();
+    /// assert_eq!(refused, Some(Error::Rollback { stored: 0, expected: remembered }));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -591,6 +681,16 @@ impl<S: Store> SealedStore<S> {
 
     /// [`commit`](Self::commit) drawing the nonces from `rng` (12 bytes per
     /// put, in name order, then 12 for the meta record).
+    ///
+    /// ```
+    /// use secret_chat::{StorageKey, labels::RECORD_KIND_IDENTITY, record::RecordKey};
+    /// use secret_chat::store::{Changes, MemoryStore, SealedStore};
+    /// let mut store = SealedStore::open(MemoryStore::new(), &StorageKey::generate(), None)?;
+    /// let mut changes = Changes::new();
+    /// changes.put(RecordKey::new(RECORD_KIND_IDENTITY, b"", b"")?, vec![1])?;
+    /// assert_eq!(store.commit_with_rng(&changes, &mut secret_chat::rand_core::UnwrapErr(getrandom::SysRng))?, 1);
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn commit_with_rng<R: CryptoRng + ?Sized>(
         &mut self,
         changes: &Changes,

@@ -82,11 +82,30 @@ impl SqliteStore {
     /// Errors: [`Error::Backend`] ([`BackendError::Corrupt`] for a file that
     /// is not a secret-chat store), [`Error::Malformed`] with
     /// [`DecodeError::UnsupportedVersion`] for a store of a newer schema.
+    ///
+    /// ```
+    /// use secret_chat::store::{SealedStore, SqliteStore};
+    /// use secret_chat::StorageKey;
+    /// let dir = std::env::temp_dir().join(format!("sc-sqlite-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let key = StorageKey::generate(); // from the OS keystore
+    /// let store = SealedStore::open(SqliteStore::open(dir.join("chat.db"))?, &key, None)?;
+    /// assert_eq!(store.generation(), 0);
+    /// # drop(store); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         Self::setup(Connection::open(path).map_err(backend)?)
     }
 
     /// A store in a private in-memory database (tests).
+    ///
+    /// ```
+    /// use secret_chat::store::{SealedStore, SqliteStore};
+    /// let store = SealedStore::open(SqliteStore::open_in_memory()?, &secret_chat::StorageKey::generate(), None)?;
+    /// # let _ = store;
+    /// # Ok::<(), secret_chat::Error>(())
+    /// ```
     pub fn open_in_memory() -> Result<Self, Error> {
         Self::setup(Connection::open_in_memory().map_err(backend)?)
     }
