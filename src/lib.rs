@@ -28,10 +28,16 @@
 //!   text, a numeric code, and a QR payload checked by
 //!   [`PairVerification::verify_scanned`]); groups also compare the
 //!   [`RoomDigest`]. See [`fingerprint`].
-//! - State at rest: [`store::SealedStore`] keeps encrypted records in a
-//!   [`store::Store`] ([`store::MemoryStore`], or `store::SqliteStore` with
-//!   the `sqlite` feature) and detects rollback; the key is a [`StorageKey`]
-//!   kept in the OS keystore. [`storage`] has the whole-state export.
+//! - State at rest: a room is a set of small encrypted records;
+//!   [`Room::save`] commits what a call changed (a received message: one
+//!   ~400-byte record) and [`Room::load`] reads it back without redoing the
+//!   signature checks the records' tags vouch for;
+//!   [`IdentityKeyPair::save`] keeps the identity beside it.
+//!   [`store::SealedStore`] seals the records into a [`store::Store`]
+//!   ([`store::MemoryStore`], or `store::SqliteStore` with the `sqlite`
+//!   feature), one transaction per save, and detects rollback; the key is a
+//!   [`StorageKey`] kept in the OS keystore. [`storage`] has the whole-state
+//!   export.
 //! - Attachments: [`attachment::encrypt`] / [`attachment::decrypt`] stream a
 //!   file (with random access through [`attachment::ChunkOpener`]), and the
 //!   [`AttachmentPointer`] travels inside a message's [`Content`] (text,

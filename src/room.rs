@@ -1323,10 +1323,18 @@ impl Room {
     /// assert!(at_alice.pinned_identity(&b).is_none());
     /// ```
     pub fn leave(&mut self, identity: &IdentityKeyPair) -> Result<MembershipChange, Error> {
+        self.leave_with_rng(identity, now_secs(), &mut crate::rng::os_rng())
+    }
+
+    /// [`leave`](Self::leave) with an explicit clock and RNG.
+    pub fn leave_with_rng<R: CryptoRng + ?Sized>(
+        &mut self,
+        identity: &IdentityKeyPair,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<MembershipChange, Error> {
         self.check_me(identity)?;
-        self.own_op(identity, now_secs(), &mut crate::rng::os_rng(), |m, id| {
-            m.leave(id)
-        })
+        self.own_op(identity, now, rng, |m, id| m.leave(id))
     }
 
     fn own_op<R: CryptoRng + ?Sized>(
