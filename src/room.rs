@@ -331,6 +331,41 @@ impl Room {
         )
     }
 
+    /// [`create`](Self::create) with explicit [`RoomOptions`] (suite,
+    /// rotation policy, who may add and remove, admins), with the OS clock
+    /// and RNG.
+    ///
+    /// ```
+    /// use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId, RoomOptions, RotationPolicy, Suite};
+    /// let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// let members = [(MemberId::new(b"a").unwrap(), alice.bundle()), (MemberId::new(b"b").unwrap(), bob.bundle())];
+    /// let options = RoomOptions {
+    ///     suite: Suite::X25519,
+    ///     rotation: RotationPolicy { max_messages: 100, ..RotationPolicy::default() },
+    ///     ..RoomOptions::default()
+    /// };
+    /// let (room, _) = Room::create_with_options(&alice, RoomId::random(), MemberId::new(b"a").unwrap(), &members, &options).unwrap();
+    /// assert_eq!(room.suite(), Suite::X25519);
+    /// assert_eq!(room.policy().max_messages, 100);
+    /// ```
+    pub fn create_with_options(
+        identity: &IdentityKeyPair,
+        id: RoomId,
+        me: MemberId,
+        members: &[(MemberId, DeviceBundle)],
+        options: &RoomOptions,
+    ) -> Result<(Self, Vec<OutgoingShare>), Error> {
+        Self::create_with_rng(
+            identity,
+            id,
+            me,
+            members,
+            options,
+            now_secs(),
+            &mut crate::rng::os_rng(),
+        )
+    }
+
     /// [`create`](Self::create) with explicit options, clock (Unix seconds)
     /// and RNG.
     pub fn create_with_rng<R: CryptoRng + ?Sized>(
@@ -414,6 +449,38 @@ impl Room {
             room,
             welcome,
             RotationPolicy::default(),
+            now_secs(),
+            &mut crate::rng::os_rng(),
+        )
+    }
+
+    /// [`join`](Self::join) with my own [`RotationPolicy`] for the sender
+    /// key I make, with the OS clock and RNG.
+    ///
+    /// ```
+    /// # use secret_chat::{IdentityKeyPair, MemberId, Room, RoomId, RotationPolicy};
+    /// # let (alice, bob) = (IdentityKeyPair::generate(), IdentityKeyPair::generate());
+    /// # let (a, b) = (MemberId::new(b"a").unwrap(), MemberId::new(b"b").unwrap());
+    /// # let members = [(a.clone(), alice.bundle()), (b.clone(), bob.bundle())];
+    /// # let id = RoomId::random();
+    /// # let (at_alice, _) = Room::create(&alice, id.clone(), a, &members).unwrap();
+    /// let policy = RotationPolicy { max_age_secs: 24 * 3600, ..RotationPolicy::default() };
+    /// let (at_bob, _) = Room::join_with_policy(&bob, b, &id, &at_alice.welcome(&alice).unwrap(), policy).unwrap();
+    /// assert_eq!(at_bob.policy().max_age_secs, 24 * 3600);
+    /// ```
+    pub fn join_with_policy(
+        identity: &IdentityKeyPair,
+        me: MemberId,
+        room: &RoomId,
+        welcome: &[u8],
+        policy: RotationPolicy,
+    ) -> Result<(Self, Vec<OutgoingShare>), Error> {
+        Self::join_with_rng(
+            identity,
+            me,
+            room,
+            welcome,
+            policy,
             now_secs(),
             &mut crate::rng::os_rng(),
         )
