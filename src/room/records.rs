@@ -271,13 +271,13 @@ impl Room {
             let member = MemberId::new(n.key()).map_err(|_| DecodeError::InvalidValue)?;
             inbound.push((member, store.get(n)?.ok_or(Error::StoreInconsistent)?));
         }
+        // Whatever the records' contents break (a membership rule of the
+        // stored log, a key, a limit) is damaged state: `Malformed`.
         Self::from_records(id, &core, &log, &outbound, &share_keys, &inbound)
             .map(Some)
             .map_err(|e| match e {
-                Error::Malformed(_) | Error::NotForMe => {
-                    Error::Malformed(DecodeError::InvalidValue)
-                }
-                e => e,
+                Error::Malformed(_) => e,
+                _ => Error::Malformed(DecodeError::InvalidValue),
             })
     }
 
