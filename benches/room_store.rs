@@ -147,6 +147,47 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // Decrypt and persist in a 1000-member room (memory store): what the
+    // per-member record costs when the room is large.
+    let BigRoom {
+        room: mut big,
+        mut sender,
+        ..
+    } = big_room(1000);
+    let mut mem_store = SealedStore::open(MemoryStore::new(), &key, None).unwrap();
+    big.save(&mut mem_store).unwrap();
+    let mut g = c.benchmark_group("receive a 64-byte message (1000 members)");
+    g.bench_function("decrypt", |b| {
+        b.iter_custom(|iters| {
+            let msgs: Vec<Vec<u8>> = (0..iters)
+                .map(|_| sender.encrypt(&[0x42; 64]).unwrap())
+                .collect();
+            let start = Instant::now();
+            for m in &msgs {
+                black_box(big.decrypt_at(m, T).unwrap());
+            }
+            let t = start.elapsed();
+            // Keep the store in step (untimed).
+            big.save(&mut mem_store).unwrap();
+            t
+        })
+    });
+    g.bench_function("decrypt + save (memory store)", |b| {
+        b.iter_custom(|iters| {
+            let msgs: Vec<Vec<u8>> = (0..iters)
+                .map(|_| sender.encrypt(&[0x42; 64]).unwrap())
+                .collect();
+            let start = Instant::now();
+            for m in &msgs {
+                black_box(big.decrypt_at(m, T).unwrap());
+                big.save(&mut mem_store).unwrap();
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+    drop((big, mem_store));
+
     // Decrypt and persist, one message a transaction, in a SQLite file.
     let BigRoom {
         room: mut at_me,
