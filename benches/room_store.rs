@@ -12,7 +12,7 @@
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signer, SigningKey};
 use secret_chat::store::{MemoryStore, SealedStore, SqliteStore};
-use secret_chat::{Room, StorageKey};
+use secret_chat::{OutboundSenderKey, Room, StorageKey};
 use secret_chat_benches::{BigRoom, big_room, with_stack_offset};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -94,6 +94,32 @@ fn bytes_per_message(members: usize) {
     );
 }
 
+/// Times receiving `iters * per_save` fresh 64-byte messages of `sender`
+/// (made before the clock starts), calling `after` once per `per_save`
+/// messages (a save, or nothing), and returns the time per `per_save`
+/// messages divided by `per_save`: the time per message.
+fn time_receive(
+    room: &mut Room,
+    sender: &mut OutboundSenderKey,
+    iters: u64,
+    per_save: u64,
+    mut after: impl FnMut(&mut Room),
+) -> Duration {
+    let msgs: Vec<Vec<u8>> = (0..iters * per_save)
+        .map(|_| sender.encrypt(&[0x42; 64]).unwrap())
+        .collect();
+    let start = Instant::now();
+    for chunk in msgs.chunks(per_save as usize) {
+        for m in chunk {
+            black_box(room.decrypt_at(m, T).unwrap());
+        }
+        after(room);
+    }
+    let t = start.elapsed() / per_save as u32;
+    room.mark_saved();
+    t
+}
+
 fn bench(c: &mut Criterion) {
     for members in [2, 100, 1000] {
         bytes_per_message(members);
@@ -158,31 +184,13 @@ fn bench(c: &mut Criterion) {
     big.save(&mut mem_store).unwrap();
     let mut g = c.benchmark_group("receive a 64-byte message (1000 members)");
     g.bench_function("decrypt", |b| {
-        b.iter_custom(|iters| {
-            let msgs: Vec<Vec<u8>> = (0..iters)
-                .map(|_| sender.encrypt(&[0x42; 64]).unwrap())
-                .collect();
-            let start = Instant::now();
-            for m in &msgs {
-                black_box(big.decrypt_at(m, T).unwrap());
-            }
-            let t = start.elapsed();
-            // Keep the store in step (untimed).
-            big.save(&mut mem_store).unwrap();
-            t
-        })
+        b.iter_custom(|iters| time_receive(&mut big, &mut sender, iters, 1, |_| {}))
     });
     g.bench_function("decrypt + save (memory store)", |b| {
         b.iter_custom(|iters| {
-            let msgs: Vec<Vec<u8>> = (0..iters)
-                .map(|_| sender.encrypt(&[0x42; 64]).unwrap())
-                .collect();
-            let start = Instant::now();
-            for m in &msgs {
-                black_box(big.decrypt_at(m, T).unwrap());
-                big.save(&mut mem_store).unwrap();
-            }
-            start.elapsed()
+            time_receive(&mut big, &mut sender, iters, 1, |r| {
+                r.save(&mut mem_store).unwrap();
+            })
         })
     });
     g.finish();
@@ -198,18 +206,7 @@ fn bench(c: &mut Criterion) {
     let mut sql = SealedStore::open(SqliteStore::open(&db).unwrap(), &key, None).unwrap();
     let mut g = c.benchmark_group("receive a 64-byte message (3 members)");
     g.bench_function("decrypt", |b| {
-        b.iter_custom(|iters| {
-            let msgs: Vec<Vec<u8>> = (0..iters)
-                .map(|_| sender.encrypt(&[0x42; 64]).unwrap())
-                .collect();
-            let start = Instant::now();
-            for m in &msgs {
-                black_box(at_me.decrypt_at(m, T).unwrap());
-            }
-            let t = start.elapsed();
-            at_me.mark_saved();
-            t
-        })
+        b.iter_custom(|iters| time_receive(&mut at_me, &mut sender, iters, 1, |_| {}))
     });
     // Both stores get the whole room first (an import marks every record).
     let mut mem = SealedStore::open(SqliteStore::open_in_memory().unwrap(), &key, None).unwrap();
@@ -219,45 +216,25 @@ fn bench(c: &mut Criterion) {
     at_me.save(&mut sql).unwrap();
     g.bench_function("decrypt + save (sqlite memory db)", |b| {
         b.iter_custom(|iters| {
-            let msgs: Vec<Vec<u8>> = (0..iters)
-                .map(|_| sender.encrypt(&[0x42; 64]).unwrap())
-                .collect();
-            let start = Instant::now();
-            for m in &msgs {
-                black_box(at_me.decrypt_at(m, T).unwrap());
-                at_me.save(&mut mem).unwrap();
-            }
-            start.elapsed()
+            time_receive(&mut at_me, &mut sender, iters, 1, |r| {
+                r.save(&mut mem).unwrap();
+            })
         })
     });
     g.bench_function("decrypt + save (sqlite file, fsync)", |b| {
         b.iter_custom(|iters| {
-            let msgs: Vec<Vec<u8>> = (0..iters)
-                .map(|_| sender.encrypt(&[0x42; 64]).unwrap())
-                .collect();
-            let start = Instant::now();
-            for m in &msgs {
-                black_box(at_me.decrypt_at(m, T).unwrap());
-                at_me.save(&mut sql).unwrap();
-            }
-            start.elapsed()
+            time_receive(&mut at_me, &mut sender, iters, 1, |r| {
+                r.save(&mut sql).unwrap();
+            })
         })
     });
     g.bench_function(
         "decrypt 10 + one save (sqlite file, fsync), per message",
         |b| {
             b.iter_custom(|iters| {
-                let msgs: Vec<Vec<u8>> = (0..iters * 10)
-                    .map(|_| sender.encrypt(&[0x42; 64]).unwrap())
-                    .collect();
-                let start = Instant::now();
-                for chunk in msgs.chunks(10) {
-                    for m in chunk {
-                        black_box(at_me.decrypt_at(m, T).unwrap());
-                    }
-                    at_me.save(&mut sql).unwrap();
-                }
-                start.elapsed() / 10
+                time_receive(&mut at_me, &mut sender, iters, 10, |r| {
+                    r.save(&mut sql).unwrap();
+                })
             })
         },
     );
