@@ -68,6 +68,9 @@ const ROOM_KINDS: [u8; 5] = [
     RECORD_KIND_INBOUND_KEYS,
 ];
 
+/// A member's record of one kind: the member it names and its plaintext.
+type MemberRecord = (MemberId, Zeroizing<Vec<u8>>);
+
 fn name(kind: u8, room: &RoomId, key: &[u8]) -> Result<RecordKey, Error> {
     RecordKey::new(kind, room.as_bytes(), key)
 }
@@ -260,17 +263,18 @@ impl Room {
         };
         let log = get(RECORD_KIND_MEMBERSHIP_LOG)?;
         let outbound = get(RECORD_KIND_OUTBOUND_KEY)?;
-        let room_bytes = id.as_bytes();
-        let mut share_keys: Vec<(MemberId, Zeroizing<Vec<u8>>)> = Vec::new();
-        for n in store.names(RECORD_KIND_MEMBER_SHARE_KEY, room_bytes) {
-            let member = MemberId::new(n.key()).map_err(|_| DecodeError::InvalidValue)?;
-            share_keys.push((member, store.get(n)?.ok_or(Error::StoreInconsistent)?));
-        }
-        let mut inbound: Vec<(MemberId, Zeroizing<Vec<u8>>)> = Vec::new();
-        for n in store.names(RECORD_KIND_INBOUND_KEYS, room_bytes) {
-            let member = MemberId::new(n.key()).map_err(|_| DecodeError::InvalidValue)?;
-            inbound.push((member, store.get(n)?.ok_or(Error::StoreInconsistent)?));
-        }
+        // Every record of `kind` in this room, with the member it names.
+        let per_member = |kind: u8| -> Result<Vec<MemberRecord>, Error> {
+            store
+                .names(kind, id.as_bytes())
+                .map(|n| {
+                    let member = MemberId::new(n.key()).map_err(|_| DecodeError::InvalidValue)?;
+                    Ok((member, store.get(n)?.ok_or(Error::StoreInconsistent)?))
+                })
+                .collect()
+        };
+        let share_keys = per_member(RECORD_KIND_MEMBER_SHARE_KEY)?;
+        let inbound = per_member(RECORD_KIND_INBOUND_KEYS)?;
         // Whatever the records' contents break (a membership rule of the
         // stored log, a key, a limit) is damaged state: `Malformed`.
         Self::from_records(id, &core, &log, &outbound, &share_keys, &inbound)
@@ -377,8 +381,8 @@ impl Room {
         core: &[u8],
         log: &[u8],
         outbound: &[u8],
-        share_keys: &[(MemberId, Zeroizing<Vec<u8>>)],
-        inbound_records: &[(MemberId, Zeroizing<Vec<u8>>)],
+        share_keys: &[MemberRecord],
+        inbound_records: &[MemberRecord],
     ) -> Result<Self, Error> {
         // Core.
         let mut r = Reader::new(core);
