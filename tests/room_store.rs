@@ -740,27 +740,10 @@ fn records_that_contradict_each_other_are_refused() {
 fn a_received_message_writes_under_a_kibibyte_in_rooms_of_2_and_60() {
     for n in [2usize, 60] {
         let mut rng = VectorRng::new(format!("bytes {n}").as_bytes());
-        let ids: Vec<IdentityKeyPair> = (0..n)
-            .map(|_| IdentityKeyPair::generate_at(T0, &mut rng))
-            .collect();
         let names: Vec<MemberId> = (0..n)
             .map(|i| MemberId::new(format!("member-{i:03}@example.org").as_bytes()).unwrap())
             .collect();
-        let members: Vec<_> = names
-            .iter()
-            .cloned()
-            .zip(ids.iter().map(IdentityKeyPair::bundle))
-            .collect();
-        let (mut creator, to_others) = Room::create_with_rng(
-            &ids[0],
-            room_id(),
-            names[0].clone(),
-            &members,
-            &RoomOptions::default(),
-            T0,
-            &mut rng,
-        )
-        .unwrap();
+        let (ids, mut creator, to_others) = created(&names, &mut rng);
         let (mut sender, to_creator) = Room::join_with_rng(
             &ids[1],
             names[1].clone(),
@@ -798,25 +781,8 @@ fn a_received_message_writes_under_a_kibibyte_in_rooms_of_2_and_60() {
 #[test]
 fn records_swapped_between_members_are_refused() {
     let mut rng = VectorRng::new(b"swap members");
-    let ids: Vec<IdentityKeyPair> = (0..3)
-        .map(|_| IdentityKeyPair::generate_at(T0, &mut rng))
-        .collect();
     let names = ["ann", "bob", "cy"].map(|n| MemberId::new(n.as_bytes()).unwrap());
-    let members: Vec<_> = names
-        .iter()
-        .cloned()
-        .zip(ids.iter().map(IdentityKeyPair::bundle))
-        .collect();
-    let (mut room, _) = Room::create_with_rng(
-        &ids[0],
-        room_id(),
-        names[0].clone(),
-        &members,
-        &RoomOptions::default(),
-        T0,
-        &mut rng,
-    )
-    .unwrap();
+    let (_, mut room, _) = created(&names, &mut rng);
     let key = StorageKey::from_bytes([8; 32]);
     let mut store = SealedStore::open(MemoryStore::new(), &key, None).unwrap();
     room.save(&mut store).unwrap();
@@ -831,4 +797,32 @@ fn records_swapped_between_members_are_refused() {
         .and_then(|s| Room::load(&s, &room_id()).map(|_| ()))
         .unwrap_err();
     assert_eq!(err, Error::StorageDecrypt);
+}
+
+/// A fresh identity per name (from `rng`) and the room the first one
+/// creates with all of them, with its key shares.
+fn created(
+    names: &[MemberId],
+    rng: &mut VectorRng,
+) -> (Vec<IdentityKeyPair>, Room, Vec<secret_chat::OutgoingShare>) {
+    let ids: Vec<IdentityKeyPair> = names
+        .iter()
+        .map(|_| IdentityKeyPair::generate_at(T0, rng))
+        .collect();
+    let members: Vec<_> = names
+        .iter()
+        .cloned()
+        .zip(ids.iter().map(IdentityKeyPair::bundle))
+        .collect();
+    let (room, shares) = Room::create_with_rng(
+        &ids[0],
+        room_id(),
+        names[0].clone(),
+        &members,
+        &RoomOptions::default(),
+        T0,
+        rng,
+    )
+    .unwrap();
+    (ids, room, shares)
 }
