@@ -20,7 +20,6 @@
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rand_core::Rng;
 use secret_chat::labels::RECORD_KIND_APP;
 use secret_chat::record::RecordKey;
 use secret_chat::room::RotationPolicy;
@@ -32,12 +31,12 @@ use secret_chat::{
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod common;
+use common::{hex, unhex};
 
 const CHILD_ENV: &str = "SECRET_CHAT_ROOM_CRASH_DIR";
 const T0: u64 = 2_000_000;
-const MESSAGES: usize = 600;
+const MESSAGES: usize = 1200;
 const KILLS: usize = 55;
 
 fn key() -> StorageKey {
@@ -53,17 +52,6 @@ fn policy() -> RotationPolicy {
         max_messages: 7,
         ..RotationPolicy::default()
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// Complete lines of a file (a line cut by a kill has no newline yet).
@@ -302,7 +290,6 @@ fn check_end(dir: &Path, alice: &IdentityKeyPair, at_alice: &mut Room, total: us
 
 #[test]
 fn a_killed_app_never_shows_a_message_twice_nor_reuses_a_nonce() {
-    use std::os::unix::process::ExitStatusExt;
     let dir = temp_dir("kill");
     let (alice, mut at_alice) = set_up(&dir);
     let total = lines(&dir.join("inbox")).len();
@@ -319,43 +306,16 @@ fn a_killed_app_never_shows_a_message_twice_nor_reuses_a_nonce() {
         {
             break;
         }
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "room_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Wait until the child showed a step of its own, then 0..8 ms more
-        // (every fifth round: kill at a random point of startup instead).
-        let start = std::time::Instant::now();
-        if round % 5 != 4 {
-            while lines(&dir.join("shown")).len() <= before {
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(120),
-                    "round {round}: no progress in two minutes"
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            std::thread::sleep(Duration::from_micros(u64::from(rng.next_u32() % 8_000)));
-        } else {
-            std::thread::sleep(Duration::from_micros(u64::from(rng.next_u32() % 30_000)));
-        }
-        child.kill().unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "round {round}: the child ended on its own: {}",
-            String::from_utf8_lossy(&out.stderr)
+        // Kill once the child showed a step of its own, 0..8 ms later
+        // (every fifth round: during its startup).
+        common::run_and_kill(
+            "room_crash_child",
+            CHILD_ENV,
+            &dir,
+            round,
+            &mut rng,
+            8_000,
+            || lines(&dir.join("shown")).len() > before,
         );
         kills += 1;
         // The file opens and the room loads after every kill.

@@ -21,7 +21,6 @@
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rand_core::Rng;
 use secret_chat::StorageKey;
 use secret_chat::labels::{RECORD_KIND_INBOUND_KEYS, RECORD_KIND_ROOM_CORE};
 use secret_chat::record::RecordKey;
@@ -29,8 +28,7 @@ use secret_chat::store::{Changes, SealedStore, SqliteStore};
 use secret_chat::testing::VectorRng;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod common;
 
 const CHILD_ENV: &str = "SECRET_CHAT_CRASH_CHILD_DIR";
 const MEMBERS: usize = 6;
@@ -156,47 +154,22 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn killed_writer_leaves_one_whole_batch_and_loses_no_acknowledged_one() {
-    use std::os::unix::process::ExitStatusExt;
     let dir = temp_dir("kill");
     let mut rng = VectorRng::new(b"crash kill points");
     let mut remembered: Option<u64> = None;
     let (mut landed_unacked, mut max_batches_per_run) = (0, 0);
     for round in 0..KILLS {
         let before = remembered.unwrap_or(0);
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Four rounds in five wait until the child has acknowledged a batch
-        // of its own (so the kill lands while it writes, however slow the
-        // machine), then 0..15 ms more; every fifth round kills it at a
-        // random point of its first 30 ms (startup, open, first commits).
-        let start = std::time::Instant::now();
-        if round % 5 != 4 {
-            while acks(&dir).last().copied().unwrap_or(0) <= before {
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(120),
-                    "round {round}: the child made no progress in two minutes"
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            std::thread::sleep(Duration::from_micros(u64::from(rng.next_u32() % 15_000)));
-        } else {
-            std::thread::sleep(Duration::from_micros(u64::from(rng.next_u32() % 30_000)));
-        }
-        child.kill().unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(9),
-            "round {round}: the child ended on its own: {}",
-            String::from_utf8_lossy(&out.stderr)
+        // Four rounds in five: kill once the child acknowledged a batch of
+        // its own, 0..15 ms later; every fifth: during its startup.
+        common::run_and_kill(
+            "crash_child",
+            CHILD_ENV,
+            &dir,
+            round,
+            &mut rng,
+            15_000,
+            || acks(&dir).last().copied().unwrap_or(0) > before,
         );
 
         let backend = SqliteStore::open(db(&dir)).unwrap();
