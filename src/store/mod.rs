@@ -589,22 +589,18 @@ impl<S: Store> SealedStore<S> {
     /// assert_eq!(store.names(RECORD_KIND_ROOM_CORE, b"room-43").count(), 1);
     /// ```
     pub fn room_deletion(&self, room: &[u8]) -> Changes {
-        let mut changes = Changes::new();
-        for name in self.index.keys().filter(|k| k.room() == room) {
-            // Only the meta kind is refused, and it is never in the index.
-            let _ = changes.delete(name.clone());
-        }
-        changes
+        self.deletion(|k| k.room() == room)
     }
 
     /// Changes that delete every record of `room` whose kind is in `kinds`.
     pub(crate) fn room_deletion_of_kinds(&self, room: &[u8], kinds: &[u8]) -> Changes {
+        self.deletion(|k| k.room() == room && kinds.contains(&k.kind()))
+    }
+
+    /// Changes that delete every live record `select` picks.
+    fn deletion(&self, select: impl Fn(&RecordKey) -> bool) -> Changes {
         let mut changes = Changes::new();
-        for name in self
-            .index
-            .keys()
-            .filter(|k| k.room() == room && kinds.contains(&k.kind()))
-        {
+        for name in self.index.keys().filter(|k| select(k)) {
             // Only the meta kind is refused, and it is never in the index.
             let _ = changes.delete(name.clone());
         }
